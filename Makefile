@@ -1,0 +1,99 @@
+# flamingo.c - build, test, benchmark.
+#
+#   make            build ./flamingo (installs missing Debian packages first)
+#   make test       quick suite: every test in its own process with a timeout
+#   make test-full  adds the full-size checks (ViT-L/14 against PyTorch)
+#   make asan       the quick suite under AddressSanitizer + UBSan
+#   make golden     regenerate the committed fixtures (tests/fixtures/)
+#   make bench      flamingo bench --synthetic vit-l-14
+#   make deps       install the Debian packages (apt-get; sudo when not root)
+#
+# Objects go to $(BUILD)/ (build/ or build-asan/), so sanitizer and normal
+# builds never mix.  CC=clang works too.
+
+CC ?= cc
+PYTHON ?= /usr/bin/python3
+BUILD ?= build
+OPT ?= -O2
+SAN ?=
+PKGS := libmicrohttpd libcjson stb openblas libjpeg
+
+ifeq ($(BUILD),build)
+BIN := flamingo
+else
+BIN := $(BUILD)/flamingo
+endif
+
+# Install what is missing before anything calls pkg-config (make deps, by hand,
+# does the same).
+ifeq ($(filter deps clean distclean,$(MAKECMDGOALS)),)
+DEPS_MISSING := $(shell tools/deps.sh --check)
+ifneq ($(DEPS_MISSING),)
+$(info make: missing Debian packages:$(DEPS_MISSING); running tools/deps.sh)
+DEPS_RC := $(shell tools/deps.sh >&2; echo $$?)
+ifneq ($(DEPS_RC),0)
+$(error tools/deps.sh failed; install$(DEPS_MISSING) by hand)
+endif
+endif
+endif
+
+WARN := -Wall -Wextra -Werror -Wshadow -Wstrict-prototypes -Wmissing-prototypes -Wvla
+CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -ffp-contract=off $(OPT) -g $(SAN) $(WARN) -MMD -MP \
+             $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
+LDLIBS_ALL = $(SAN) $(shell pkg-config --libs $(PKGS)) -lm -lpthread $(LDFLAGS)
+
+LIB_SRC := $(sort $(wildcard core/*.c weights/*.c vision/*.c model/*.c))
+APP_SRC := main.c $(sort $(wildcard bench/*.c))
+TEST_SRC := $(sort $(wildcard tests/test_*.c))
+
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+APP_OBJ := $(APP_SRC:%.c=$(BUILD)/%.o)
+TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
+
+.PHONY: all deps test test-full asan golden bench clean distclean check-clang
+all: $(BIN)
+
+deps:
+	tools/deps.sh
+
+$(BIN): $(APP_OBJ) $(BUILD)/libflamingo.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+$(BUILD)/libflamingo.a: $(LIB_OBJ)
+	@rm -f $@
+	ar rcs $@ $^
+
+$(BUILD)/%.o: %.c
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
+$(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libflamingo.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
+test: $(BIN) $(TEST_BIN)
+	@FLAMINGO_BIN=$(BIN) BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh quick
+
+test-full: $(BIN) $(TEST_BIN)
+	@FLAMINGO_BIN=$(BIN) BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh full
+
+asan:
+	$(MAKE) BUILD=build-asan OPT=-O1 \
+	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
+	    test
+
+golden: $(BIN)
+	$(PYTHON) tests/reference/make_golden.py
+
+bench: $(BIN)
+	./$(BIN) bench --synthetic vit-l-14
+
+# Warnings-as-errors build with clang into its own folder (CI runs it).
+check-clang:
+	$(MAKE) BUILD=build-clang CC=clang all
+
+clean:
+	rm -rf build build-asan build-clang flamingo
+
+distclean: clean
+
+-include $(LIB_OBJ:.o=.d) $(APP_OBJ:.o=.d) $(TEST_BIN:=.d)

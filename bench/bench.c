@@ -1,0 +1,164 @@
+/*
+ * bench.c - `flamingo bench`: performance figures next to the machine's own
+ * limit, measured in the same run (these machines are shared and noisy, so a
+ * number means something only as a ratio to a limit measured alongside it).
+ *
+ *   flamingo bench --synthetic vit-l-14 [-t THREADS] [--json]
+ *
+ * Limit: OpenBLAS sgemm GFLOP/s on a large square-ish product (best of a few
+ * runs).  Figure: CLIP ViT-L/14 encode time per image at batch 1 and 8 with
+ * random weights, and its FLOP rate (clip_flops_per_image: about 162 GFLOP
+ * per image) as a fraction of the sgemm rate.
+ */
+#include "bench.h"
+
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/args.h"
+#include "../core/clock.h"
+#include "../core/mat.h"
+#include "../vision/clip.h"
+#include "../weights/st.h"
+#include "synth.h"
+
+/* Best GFLOP/s of sgemm at m x n x k over `reps` runs after one warm-up. */
+static double sgemm_gflops(int m, int n, int k, int reps) {
+    float *a = malloc((size_t)m * k * sizeof *a), *b = malloc((size_t)n * k * sizeof *b);
+    float *c = malloc((size_t)m * n * sizeof *c);
+    double best = 0;
+    if (a && b && c) {
+        for (size_t i = 0; i < (size_t)m * k; i++) a[i] = (float)(i % 7) * 0.01f;
+        for (size_t i = 0; i < (size_t)n * k; i++) b[i] = (float)(i % 5) * 0.01f;
+        for (int r = 0; r <= reps; r++) {
+            double t0 = fl_now();
+            mat_gemm(0, 1, m, n, k, 1.0f, a, k, b, k, 0.0f, c, n);
+            double dt = fl_now() - t0;
+            double g = 2.0 * m * n * k / dt * 1e-9;
+            if (r > 0 && g > best) best = g;
+        }
+    }
+    free(a);
+    free(b);
+    free(c);
+    return best;
+}
+
+/* Mean seconds per call of clip_encode on n images over iters runs. */
+static double time_encode(const struct clip_model *m, struct clip_state *s, const float *px, int n,
+                          float *out, int iters) {
+    double total = 0;
+    for (int i = 0; i < iters; i++) {
+        double t0 = fl_now();
+        clip_encode(m, s, px, n, out);
+        total += fl_now() - t0;
+    }
+    return total / iters;
+}
+
+static int bench_vit(int json) {
+    struct cfg_vision v;
+    cfg_vision_default(&v);
+    struct fl_err err = {0};
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    struct st_file *f = NULL;
+    struct clip_model *m = NULL;
+    struct clip_state *s = NULL;
+    float *px = NULL, *out = NULL;
+    int rc;
+    const int B = 8;
+
+    if (!json) fprintf(stderr, "bench: measuring sgemm (2048 x 4096 x 1024)...\n");
+    double gemm = sgemm_gflops(2048, 4096, 1024, 5);
+
+    if (!json) fprintf(stderr, "bench: building ViT-L/14 with random weights...\n");
+    if ((rc = synth_vision(&v, 1, &buf, &len, &err)) < 0 ||
+        (rc = st_open_memory(buf, len, "synthetic-vit-l-14", &f, &err)) < 0 ||
+        (rc = clip_load(f, &v, "vision_encoder.", &m, &err)) < 0 ||
+        (rc = clip_state_init(m, B, &s, &err)) < 0)
+        goto done;
+    size_t in_floats = (size_t)3 * v.image_size * v.image_size;
+    size_t out_floats = (size_t)clip_out_tokens(m) * v.width;
+    px = malloc(B * in_floats * sizeof *px);
+    out = malloc(B * out_floats * sizeof *out);
+    if (!px || !out) {
+        rc = fl_err_set(&err, FL_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (size_t i = 0; i < B * in_floats; i++) px[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+
+    if (!json) fprintf(stderr, "bench: encoding...\n");
+    clip_encode(m, s, px, 1, out); /* warm-up: page in weights and scratch */
+    double t1 = time_encode(m, s, px, 1, out, 3);
+    double t8 = time_encode(m, s, px, B, out, 2) / B;
+    double flops = clip_flops_per_image(&v);
+    double g1 = flops / t1 * 1e-9, g8 = flops / t8 * 1e-9;
+    if (json) {
+        printf("{\"model\": \"vit-l-14\", \"threads\": %d, \"sgemm_gflops\": %.1f, "
+               "\"gflop_per_image\": %.1f, \"vision_ms_b1\": %.1f, \"vision_ms_b8\": %.1f, "
+               "\"vision_gflops_b1\": %.1f, \"vision_gflops_b8\": %.1f, "
+               "\"vision_ratio_b1\": %.3f, \"vision_ratio_b8\": %.3f}\n",
+               mat_threads(), gemm, flops * 1e-9, t1 * 1e3, t8 * 1e3, g1, g8, g1 / gemm, g8 / gemm);
+    } else {
+        printf("machine    sgemm %.1f GFLOP/s (OpenBLAS, %d threads, 2048x4096x1024)\n", gemm,
+               mat_threads());
+        printf("vit-l-14   %.1f GFLOP per image (224x224, 257 tokens, 24 layers)\n", flops * 1e-9);
+        printf("batch 1    %8.1f ms/image  %6.1f GFLOP/s  %5.1f%% of sgemm\n", t1 * 1e3, g1, 100 * g1 / gemm);
+        printf("batch 8    %8.1f ms/image  %6.1f GFLOP/s  %5.1f%% of sgemm\n", t8 * 1e3, g8, 100 * g8 / gemm);
+    }
+done:
+    free(px);
+    free(out);
+    clip_state_free(s);
+    clip_free(m);
+    st_close(f);
+    free(buf);
+    if (rc < 0) fprintf(stderr, "flamingo: bench: %s\n", err.msg);
+    return rc < 0 ? 1 : 0;
+}
+
+int bench_main(int argc, char **argv) {
+    static const struct option opts[] = {
+        {"synthetic", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
+        {"json", no_argument, 0, 'j'},           {"help", no_argument, 0, 'h'},
+        {0, 0, 0, 0},
+    };
+    const char *synthetic = NULL;
+    int json = 0, c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "s:t:jh", opts, NULL)) != -1) {
+        switch (c) {
+        case 's': synthetic = optarg; break;
+        case 't': {
+            long n;
+            if (args_int(optarg, 1, 1024, &n) < 0) {
+                fprintf(stderr, "flamingo: bench: --threads must be an integer in [1, 1024]\n");
+                return 2;
+            }
+            mat_init((int)n);
+            break;
+        }
+        case 'j': json = 1; break;
+        case 'h':
+            printf("usage: flamingo bench --synthetic vit-l-14 [-t THREADS] [--json]\n");
+            return 0;
+        default: return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "flamingo: bench: unexpected argument '%s'\n", argv[optind]);
+        return 2;
+    }
+    if (!synthetic) {
+        fprintf(stderr, "flamingo: bench: --synthetic vit-l-14 is required (benchmarks of model files come with the language model)\n");
+        return 2;
+    }
+    if (strcmp(synthetic, "vit-l-14") != 0) {
+        fprintf(stderr, "flamingo: bench: unknown synthetic model '%s' (known: vit-l-14)\n", synthetic);
+        return 2;
+    }
+    return bench_vit(json);
+}

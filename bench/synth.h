@@ -1,0 +1,21 @@
+/*
+ * synth.h - models with random weights at real shapes, built in memory, so
+ * that performance can be measured without downloading anything.
+ */
+#ifndef FL_SYNTH_H
+#define FL_SYNTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "../core/err.h"
+#include "../weights/config.h"
+
+/* A vision tower of config v with weights drawn from seed, as a complete
+ * in-memory model file (*buf, free with free()) whose tensors use the
+ * "vision_encoder." names of docs/FORMAT.md and whose metadata holds a
+ * matching config. */
+int synth_vision(const struct cfg_vision *v, uint64_t seed, uint8_t **buf, size_t *len,
+                 struct fl_err *err);
+
+#endif

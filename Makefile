@@ -50,6 +50,7 @@ LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
 APP_OBJ := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
+.SECONDARY:
 .PHONY: all deps test test-full asan golden bench clean distclean check-clang
 all: $(BIN)
 
@@ -65,16 +66,23 @@ $(BUILD)/libflamingo.a: $(LIB_OBJ)
 
 $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(CFLAGS_ALL) -c $< -o $@
+	$(CC) $(CFLAGS_ALL) $(KFLAGS) -c $< -o $@
+
+# The kernels are written for the vectoriser: always -O3; the AVX2 table
+# also gets AVX2/FMA code and FMA contraction (chosen at run time by CPUID).
+$(BUILD)/core/kern_generic.o: KFLAGS = -O3 -fno-trapping-math -Wno-psabi
+ifneq ($(filter x86_64 i%86,$(shell uname -m)),)
+$(BUILD)/core/kern_avx2.o: KFLAGS = -O3 -fno-trapping-math -mavx2 -mfma -ffp-contract=fast
+endif
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libflamingo.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 test: $(BIN) $(TEST_BIN)
-	@FLAMINGO_BIN=$(BIN) BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh quick
+	@FLAMINGO_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh quick
 
 test-full: $(BIN) $(TEST_BIN)
-	@FLAMINGO_BIN=$(BIN) BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh full
+	@FLAMINGO_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh full
 
 asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \

@@ -3,6 +3,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 int fl_err_set(struct fl_err *err, int code, const char *fmt, ...) {
@@ -50,4 +51,9 @@ const char *fl_code_str(int code) {
     case FL_EUNSUPPORTED: return "unsupported";
     default: return "error";
     }
+}
+
+void fl_assert_fail(const char *expr, const char *file, int line) {
+    fprintf(stderr, "flamingo: internal error: %s:%d: assertion '%s' failed\n", file, line, expr);
+    abort();
 }

@@ -40,4 +40,13 @@ void fl_err_prefix(struct fl_err *err, const char *fmt, ...)
 /* A short name for a code: "invalid input", "out of memory", ... */
 const char *fl_code_str(int code);
 
+/* Always-on check of an internal invariant (a shape, a buffer size): a
+ * failure is a bug in flamingo.c, never bad input, and aborts with the
+ * expression and its place.  Input is validated with error returns. */
+#define FL_ASSERT(cond) \
+    do { \
+        if (!(cond)) fl_assert_fail(#cond, __FILE__, __LINE__); \
+    } while (0)
+_Noreturn void fl_assert_fail(const char *expr, const char *file, int line);
+
 #endif

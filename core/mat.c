@@ -1,10 +1,17 @@
 /*
  * mat.c - see mat.h.
  *
- * The row kernels accumulate in 8 independent float lanes so that gcc and
- * clang vectorise them without -ffast-math (which would also let the
- * compiler change results elsewhere).  exp is a branch-free Cephes-style
- * polynomial for the same reason: libm's expf does not vectorise.
+ * All parallelism is the pool's.  OpenBLAS runs single-threaded, called from
+ * every pool thread at once on its own slice of a GEMM (rows of C when there
+ * are many, else columns), which is the mode OpenBLAS documents for threaded
+ * applications.  Letting OpenBLAS keep threads of its own does not mix: they
+ * busy-wait for a while after every GEMM and take the cores away from the
+ * pool's LayerNorm, activation and attention tasks (measured: the attention
+ * ran no faster on 2 threads than on 1).
+ *
+ * Tasks: row or column ranges of GEMMs, row ranges for LayerNorm and
+ * softmax, value ranges for activations, one (sequence, head) pair per
+ * attention task, each pool thread with its own slice of attention scratch.
  */
 #include "mat.h"
 
@@ -15,25 +22,95 @@
 
 #include <cblas.h>
 
+#include "err.h"
+#include "kern.h"
+#include "pool.h"
+
+/* Set by mat_init in main, read-only afterwards. */
 static int g_threads = 1;
+static struct pool *g_pool;
+static const struct kern *g_kern = &kern_generic;
 
 int mat_cores(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
 }
 
-void mat_init(int n_threads) {
+int mat_init(int n_threads) {
     if (n_threads <= 0) n_threads = mat_cores();
     g_threads = n_threads;
-    openblas_set_num_threads(n_threads);
+    openblas_set_num_threads(1);
+    g_kern = kern_best();
+    pool_free(g_pool);
+    g_pool = pool_new(n_threads);
+    return g_pool ? 0 : -1;
+}
+
+void mat_shutdown(void) {
+    pool_free(g_pool);
+    g_pool = NULL;
 }
 
 int mat_threads(void) { return g_threads; }
+const char *mat_kernels(void) { return g_kern->name; }
+
+struct gemm_job {
+    int trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows, step;
+    float alpha, beta;
+    const float *a, *b;
+    float *c;
+};
+
+static void gemm_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct gemm_job *j = ctx;
+    int lo = task * j->step, hi = lo + j->step;
+    const float *a = j->a, *b = j->b;
+    float *c = j->c;
+    int m = j->m, n = j->n;
+    if (j->by_rows) { /* rows lo..hi of op(A) and C */
+        hi = hi > m ? m : hi;
+        m = hi - lo;
+        a += j->trans_a ? (size_t)lo : (size_t)lo * j->lda;
+        c += (size_t)lo * j->ldc;
+    } else { /* columns lo..hi of op(B) and C */
+        hi = hi > n ? n : hi;
+        n = hi - lo;
+        b += j->trans_b ? (size_t)lo * j->ldb : (size_t)lo;
+        c += lo;
+    }
+    cblas_sgemm(CblasRowMajor, j->trans_a ? CblasTrans : CblasNoTrans,
+                j->trans_b ? CblasTrans : CblasNoTrans, m, n, j->k, j->alpha, a, j->lda, b, j->ldb,
+                j->beta, c, j->ldc);
+}
+
+void mat_gemm_blas(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                   int lda, const float *b, int ldb, float beta, float *c, int ldc) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
+                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+}
+
+void mat_blas_threads(int n) { openblas_set_num_threads(n); }
 
 void mat_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+    struct gemm_job j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, 0, 0, alpha, beta, a, b, c};
+    const int T = g_threads;
+    int tasks = 1;
+    if (T > 1 && (double)m * n * k >= 4e6) {
+        /* Slices of at least 32 rows or 64 columns, about one per thread:
+         * each slice repacks the shared operand, which costs ~1/slice of
+         * its share of the work. */
+        j.by_rows = m >= 32 * T || m >= n;
+        int len = j.by_rows ? m : n, align = j.by_rows ? 8 : 16;
+        j.step = ((len + T - 1) / T + align - 1) / align * align;
+        tasks = (len + j.step - 1) / j.step;
+    }
+    if (tasks <= 1) {
+        mat_gemm_blas(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+        return;
+    }
+    pool_for(g_pool, tasks, gemm_task, &j);
 }
 
 void mat_linear(float *y, const float *x, const float *w, const float *b, int m, int n, int k,
@@ -48,86 +125,106 @@ void mat_linear(float *y, const float *x, const float *w, const float *b, int m,
         }
     }
     float beta = (b || accumulate) ? 1.0f : 0.0f;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, n, k, 1.0f, x, k, w, k, beta, y, n);
+    mat_gemm(0, 1, m, n, k, 1.0f, x, k, w, k, beta, y, n);
 }
 
-static inline float sum8(const float *x, int n) {
-    float acc[8] = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int l = 0; l < 8; l++) acc[l] += x[i + l];
-    float s = 0;
-    for (; i < n; i++) s += x[i];
-    for (int l = 0; l < 8; l++) s += acc[l];
-    return s;
+/* Splits [0, n) into about 4 chunks per thread, chunk sizes rounded to
+ * `align` so that vector loops see whole blocks. */
+static int n_chunks(size_t n, size_t align, size_t *chunk) {
+    size_t want = (size_t)g_threads * 4;
+    size_t c = (n + want - 1) / want;
+    c = (c + align - 1) / align * align;
+    if (c == 0) c = align;
+    *chunk = c;
+    return (int)((n + c - 1) / c);
+}
+
+struct rows_job {
+    float *y;
+    const float *x, *w, *b;
+    int rows, dim, ld;
+    float eps;
+    size_t chunk;
+};
+
+static void layernorm_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct rows_job *j = ctx;
+    int r0 = (int)(task * j->chunk), r1 = r0 + (int)j->chunk > j->rows ? j->rows : r0 + (int)j->chunk;
+    size_t off = (size_t)r0 * j->dim;
+    g_kern->layernorm(j->y + off, j->x + off, j->w, j->b, r1 - r0, j->dim, j->eps);
 }
 
 void mat_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int dim,
                    float eps) {
-    for (int r = 0; r < rows; r++) {
-        const float *xr = x + (size_t)r * dim;
-        float *yr = y + (size_t)r * dim;
-        float mean = sum8(xr, dim) / (float)dim;
-        float acc[8] = {0};
-        int i = 0;
-        for (; i + 8 <= dim; i += 8)
-            for (int l = 0; l < 8; l++) {
-                float d = xr[i + l] - mean;
-                acc[l] += d * d;
-            }
-        float var = 0;
-        for (; i < dim; i++) var += (xr[i] - mean) * (xr[i] - mean);
-        for (int l = 0; l < 8; l++) var += acc[l];
-        var /= (float)dim;
-        float inv = 1.0f / sqrtf(var + eps);
-        if (b)
-            for (int j = 0; j < dim; j++) yr[j] = (xr[j] - mean) * inv * w[j] + b[j];
-        else
-            for (int j = 0; j < dim; j++) yr[j] = (xr[j] - mean) * inv * w[j];
-    }
+    struct rows_job j = {.y = y, .x = x, .w = w, .b = b, .rows = rows, .dim = dim, .eps = eps};
+    pool_for(g_pool, n_chunks((size_t)rows, 1, &j.chunk), layernorm_task, &j);
 }
 
-static inline float exp_poly(float x) {
-    x = x < -87.0f ? -87.0f : x;
-    x = x > 88.0f ? 88.0f : x;
-    /* x = k ln2 + r, |r| <= ln2/2; k by the 1.5 * 2^23 rounding trick */
-    float kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-    float r = x - kf * 0.693145751953125f;
-    r = r - kf * 1.428606765330187045e-6f;
-    float p = 1.9875691500e-4f;
-    p = p * r + 1.3981999507e-3f;
-    p = p * r + 8.3334519073e-3f;
-    p = p * r + 4.1665795894e-2f;
-    p = p * r + 1.6666665459e-1f;
-    p = p * r + 5.0000001201e-1f;
-    p = p * r * r + r + 1.0f;
-    uint32_t bits = (uint32_t)((int32_t)kf + 127) << 23;
-    float scale;
-    memcpy(&scale, &bits, sizeof scale);
-    return p * scale;
+static void softmax_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct rows_job *j = ctx;
+    int r0 = (int)(task * j->chunk), r1 = r0 + (int)j->chunk > j->rows ? j->rows : r0 + (int)j->chunk;
+    g_kern->softmax_rows(j->y + (size_t)r0 * j->ld, r1 - r0, j->dim, j->ld);
 }
-
-float mat_expf(float x) { return exp_poly(x); }
 
 void mat_softmax_rows(float *x, int rows, int cols, int ld) {
-    for (int r = 0; r < rows; r++) {
-        float *row = x + (size_t)r * ld;
-        float mx = row[0];
-        for (int j = 1; j < cols; j++) mx = row[j] > mx ? row[j] : mx;
-        for (int j = 0; j < cols; j++) row[j] = exp_poly(row[j] - mx);
-        float inv = 1.0f / sum8(row, cols);
-        for (int j = 0; j < cols; j++) row[j] *= inv;
-    }
+    struct rows_job j = {.y = x, .rows = rows, .dim = cols, .ld = ld};
+    pool_for(g_pool, n_chunks((size_t)rows, 1, &j.chunk), softmax_task, &j);
+}
+
+struct act_job {
+    float *x;
+    size_t n, chunk;
+    void (*fn)(float *, size_t);
+};
+
+static void act_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct act_job *j = ctx;
+    size_t i0 = (size_t)task * j->chunk, len = i0 + j->chunk > j->n ? j->n - i0 : j->chunk;
+    j->fn(j->x + i0, len);
 }
 
 void mat_quick_gelu(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + exp_poly(-1.702f * x[i]));
+    struct act_job j = {.x = x, .n = n, .fn = g_kern->quick_gelu};
+    pool_for(g_pool, n_chunks(n, 64, &j.chunk), act_task, &j);
 }
 
 void mat_gelu(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + erff(x[i] * 0.70710678118654752f));
+    struct act_job j = {.x = x, .n = n, .fn = g_kern->gelu};
+    pool_for(g_pool, n_chunks(n, 64, &j.chunk), act_task, &j);
 }
 
 void mat_add(float *y, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += x[i];
+}
+
+struct attn_job {
+    const float *qkv;
+    float *out, *scratch;
+    int T, W, heads;
+    size_t per_thread;
+};
+
+static void attn_task(void *ctx, int task, int thread) {
+    const struct attn_job *j = ctx;
+    const int seq = task / j->heads, h = task % j->heads, D = j->W / j->heads;
+    const float *base = j->qkv + (size_t)seq * j->T * 3 * j->W;
+    g_kern->attn_head(base + (size_t)h * D, base + j->W + (size_t)h * D, base + 2 * j->W + (size_t)h * D,
+                      3 * j->W, j->T, D, 1.0f / sqrtf((float)D),
+                      j->out + (size_t)seq * j->T * j->W + (size_t)h * D, j->W,
+                      j->scratch + (size_t)thread * j->per_thread);
+}
+
+size_t mat_attention_scratch(int T, int head_dim) {
+    return (size_t)pool_size(g_pool) * kern_attn_scratch(T, head_dim);
+}
+
+void mat_attention(const float *qkv, int n, int T, int W, int heads, float *out, float *scratch,
+                   size_t scratch_floats) {
+    struct attn_job j = {.qkv = qkv, .out = out, .scratch = scratch, .T = T, .W = W, .heads = heads,
+                         .per_thread = kern_attn_scratch(T, W / heads)};
+    FL_ASSERT(W % heads == 0 && j.per_thread * (size_t)pool_size(g_pool) <= scratch_floats);
+    pool_for(g_pool, n * heads, attn_task, &j);
 }

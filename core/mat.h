@@ -2,22 +2,29 @@
  * mat.h - the math kernels every network is built from.
  *
  * Matrix products go to OpenBLAS (the only includer of cblas.h); the
- * element-wise and row-wise kernels (LayerNorm, softmax, activations) are
- * plain C written so that the compiler vectorises them.  Layouts follow
- * PyTorch: row-major activations [rows, features], Linear weights
- * [out_features, in_features].
+ * element-wise, row-wise and attention kernels come from core/kern.h (the
+ * best instruction set this CPU has) and are split over a thread pool.
+ * Layouts follow PyTorch: row-major activations [rows, features], Linear
+ * weights [out_features, in_features].
  *
- * Threads: mat_init sets OpenBLAS's thread count once, in main, before any
- * other thread exists.  The kernels themselves keep no state.
+ * Threads: mat_init sets OpenBLAS's thread count and creates the pool once,
+ * in main, before any other thread exists; after that the settings are
+ * read-only.  Only one thread at a time may call the kernels (the engine
+ * thread in the server, main in the CLI).
  */
 #ifndef FL_MAT_H
 #define FL_MAT_H
 
 #include <stddef.h>
 
-/* Sets the BLAS thread count (<= 0: all cores).  Call once, from main. */
-void mat_init(int n_threads);
+/* Sets the thread count of OpenBLAS and of the pool (<= 0: all cores) and
+ * picks the kernels.  Call from main (again to change the count).  Returns
+ * 0, or -1 when the pool's threads cannot be created. */
+int mat_init(int n_threads);
+void mat_shutdown(void);
 int mat_threads(void);
+/* "generic" or "avx2" */
+const char *mat_kernels(void);
 /* Online cores as the OS reports them. */
 int mat_cores(void);
 
@@ -30,6 +37,12 @@ void mat_linear(float *y, const float *x, const float *w, const float *b, int m,
 void mat_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc);
 
+/* For benchmarks only: one plain cblas_sgemm call, and OpenBLAS's own
+ * thread count (mat_init leaves it at 1; set it back after measuring). */
+void mat_gemm_blas(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
+                   int lda, const float *b, int ldb, float beta, float *c, int ldc);
+void mat_blas_threads(int n);
+
 /* y[r, :] = (x[r, :] - mean) / sqrt(var + eps) * w + b over rows of width
  * dim (b may be NULL: weight-only LayerNorm).  y may equal x. */
 void mat_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int dim,
@@ -38,15 +51,20 @@ void mat_layernorm(float *y, const float *x, const float *w, const float *b, int
 /* In-place numerically stable softmax of each row of x[rows, cols]. */
 void mat_softmax_rows(float *x, int rows, int cols, int ld);
 
+/* Multi-head self-attention without a mask for n independent sequences:
+ * qkv [n][T][3 W] holds q | k | v (heads of W / heads features each) as
+ * nn.MultiheadAttention's in_proj makes them; out [n][T][W] gets the heads
+ * concatenated.  scratch: mat_attention_scratch(T, W / heads) floats, sized
+ * after the last mat_init (it holds one slice per pool thread). */
+void mat_attention(const float *qkv, int n, int T, int W, int heads, float *out, float *scratch,
+                   size_t scratch_floats);
+size_t mat_attention_scratch(int T, int head_dim);
+
 /* In-place activations over n values. */
 void mat_quick_gelu(float *x, size_t n); /* x * sigmoid(1.702 x)  (CLIP) */
 void mat_gelu(float *x, size_t n);       /* 0.5 x (1 + erf(x / sqrt 2)) (exact) */
 
 /* y[i] += x[i] */
 void mat_add(float *y, const float *x, size_t n);
-
-/* exp(x) with < 2 ulp-ish relative error (about 2e-7) over the float range,
- * branch-free so that loops over it vectorise.  Exposed for tests. */
-float mat_expf(float x);
 
 #endif

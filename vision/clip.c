@@ -3,15 +3,13 @@
  *
  * Activations live in one state buffer per role, sized for max_batch images
  * at init: x (the residual stream) [B*T, W], h (normed input) [B*T, W],
- * qkv [B*T, 3W], attn (heads concatenated) [B*T, W], mlp [B*T, M], scores
- * [T, T].  nn.MultiheadAttention's in_proj rows are q | k | v, each split
- * into heads of W/heads features; the per-head products read q, k and v in
- * place through the GEMM leading dimension (3W), so nothing is transposed
- * or copied.
+ * qkv [B*T, 3W], attn (heads concatenated) [B*T, W], mlp [B*T, M].
+ * nn.MultiheadAttention's in_proj rows are q | k | v, each split into heads
+ * of W/heads features; mat_attention reads them in place (one pool task per
+ * image and head).  The Linears are single GEMMs over all B*T rows.
  */
 #include "clip.h"
 
-#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -45,7 +43,9 @@ struct clip_model {
 struct clip_state {
     int max_batch;
     float *patches; /* [B*grid^2, patch_len] */
-    float *x, *h, *qkv, *attn, *mlp, *scores;
+    float *x, *h, *qkv, *attn, *mlp;
+    float *attn_scratch; /* mat_attention_scratch floats */
+    size_t attn_scratch_floats;
 };
 
 int clip_load(const struct st_file *f, const struct cfg_vision *cfg, const char *prefix,
@@ -138,8 +138,9 @@ int clip_state_init(const struct clip_model *m, int max_batch, struct clip_state
     s->qkv = malloc(rows * 3 * W * sizeof(float));
     s->attn = malloc(rows * W * sizeof(float));
     s->mlp = malloc(rows * (size_t)m->cfg.mlp_dim * sizeof(float));
-    s->scores = malloc((size_t)m->n_tok * (size_t)m->n_tok * sizeof(float));
-    if (!s->patches || !s->x || !s->h || !s->qkv || !s->attn || !s->mlp || !s->scores) {
+    s->attn_scratch_floats = mat_attention_scratch(m->n_tok, m->cfg.width / m->cfg.heads);
+    s->attn_scratch = malloc(s->attn_scratch_floats * sizeof(float));
+    if (!s->patches || !s->x || !s->h || !s->qkv || !s->attn || !s->mlp || !s->attn_scratch) {
         clip_state_free(s);
         return fl_err_set(err, FL_ENOMEM, "out of memory for vision scratch (batch %d)", max_batch);
     }
@@ -155,7 +156,7 @@ void clip_state_free(struct clip_state *s) {
     free(s->qkv);
     free(s->attn);
     free(s->mlp);
-    free(s->scores);
+    free(s->attn_scratch);
     free(s);
 }
 
@@ -174,18 +175,6 @@ static void im2col(const struct clip_model *m, const float *pixels, int n, float
                         dst += P;
                     }
             }
-}
-
-/* Self-attention of one image: qkv [T, 3W] -> attn [T, W]. */
-static void attention(const struct clip_model *m, const float *qkv, float *attn, float *scores) {
-    const int T = m->n_tok, W = m->cfg.width, H = m->cfg.heads, D = W / H;
-    const float scale = 1.0f / sqrtf((float)D);
-    for (int h = 0; h < H; h++) {
-        const float *q = qkv + h * D, *k = qkv + W + h * D, *v = qkv + 2 * W + h * D;
-        mat_gemm(0, 1, T, T, D, scale, q, 3 * W, k, 3 * W, 0.0f, scores, T);
-        mat_softmax_rows(scores, T, T, T);
-        mat_gemm(0, 0, T, D, T, 1.0f, scores, T, v, 3 * W, 0.0f, attn + h * D, W);
-    }
 }
 
 static void encode_chunk(const struct clip_model *m, struct clip_state *s, const float *pixels,
@@ -214,8 +203,7 @@ static void encode_chunk(const struct clip_model *m, struct clip_state *s, const
         const struct clip_layer *l = &m->layers[li];
         mat_layernorm(s->h, s->x, l->ln1_w, l->ln1_b, rows, W, c->ln_eps);
         mat_linear(s->qkv, s->h, l->qkv_w, l->qkv_b, rows, 3 * W, W, 0);
-        for (int i = 0; i < n; i++)
-            attention(m, s->qkv + (size_t)i * T * 3 * W, s->attn + (size_t)i * T * W, s->scores);
+        mat_attention(s->qkv, n, T, W, c->heads, s->attn, s->attn_scratch, s->attn_scratch_floats);
         mat_linear(s->x, s->attn, l->out_w, l->out_b, rows, W, W, 1);
         mat_layernorm(s->h, s->x, l->ln2_w, l->ln2_b, rows, W, c->ln_eps);
         mat_linear(s->mlp, s->h, l->fc_w, l->fc_b, rows, M, W, 0);

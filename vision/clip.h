@@ -32,7 +32,8 @@ int clip_load(const struct st_file *f, const struct cfg_vision *cfg, const char 
               struct clip_model **out, struct fl_err *err);
 void clip_free(struct clip_model *m);
 
-/* Scratch for batches of up to max_batch images. */
+/* Scratch for batches of up to max_batch images (sized for the thread count
+ * of the last mat_init: create states after it). */
 int clip_state_init(const struct clip_model *m, int max_batch, struct clip_state **out,
                     struct fl_err *err);
 void clip_state_free(struct clip_state *s);

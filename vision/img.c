@@ -149,23 +149,35 @@ static int decode_pnm(const uint8_t *buf, size_t len, const struct sniff *s,
     return 0;
 }
 
+static const char *stb_reason(void) {
+    const char *r = stbi_failure_reason();
+    return r ? r : "unknown error";
+}
+
 static int decode_stb(const uint8_t *buf, size_t len, const struct img_limits *lim, struct img *out,
                       struct fl_err *err) {
-    int w, h, comp;
+    int w, h, comp, rc;
     if (len > (size_t)0x7fffffff) return fl_err_set(err, FL_ELIMIT, "image data over 2 GiB");
-    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp))
-        return fl_err_set(err, FL_EFORMAT, "not a decodable image (%s)", stbi_failure_reason());
-    int rc = img_check_size(w, h, lim, err);
-    if (rc < 0) return rc;
-
+    /* Our own header read first: stb refuses some large sizes with a vague
+     * message, and the caps deserve a precise one. */
     struct sniff s;
     sniff_image(buf, len, &s);
+    /* (TGA has no magic number: any bytes "are" a TGA until stb agrees.) */
+    if (s.format != SNIFF_TGA && s.width && s.height &&
+        (rc = img_check_size(s.width, s.height, lim, err)) < 0)
+        return rc;
     if (s.format == SNIFF_PNM) return decode_pnm(buf, len, &s, lim, out, err);
+    if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp))
+        return fl_err_set(err, FL_EFORMAT, "not a decodable image (%s)", stb_reason());
+    if ((rc = img_check_size(w, h, lim, err)) < 0) return rc;
+    if (s.truncated)
+        return fl_err_set(err, FL_EFORMAT, "truncated %s image (the pixel data ends early)",
+                          sniff_format_name(s.format));
     int want = s.format == SNIFF_GIF ? 4 : s.channels;
     stbi_uc *px = stbi_load_from_memory(buf, (int)len, &w, &h, &comp, want);
     if (!px)
         return fl_err_set(err, FL_EFORMAT, "invalid %s image (%s)", sniff_format_name(s.format),
-                          stbi_failure_reason());
+                          stb_reason());
     out->width = w;
     out->height = h;
     out->channels = want;

@@ -59,6 +59,8 @@ static void sniff_png(const uint8_t *b, size_t n, struct sniff *s) {
         const uint8_t *type = b + at + 4, *data = b + at + 8;
         if (len > n - at - 12) break;
         if (!memcmp(type, "IHDR", 4) && len >= 13) {
+            s->width = (int)(be32(data) > 0x7fffffff ? 0x7fffffff : be32(data));
+            s->height = (int)(be32(data + 4) > 0x7fffffff ? 0x7fffffff : be32(data + 4));
             depth = data[8];
             ctype = data[9];
         } else if (!memcmp(type, "tRNS", 4)) {
@@ -97,6 +99,8 @@ static void sniff_gif(const uint8_t *b, size_t n, struct sniff *s) {
     set_mode(s, IMG_MODE_P, 0);
     if (n < 13) return;
     int sw = (int)le16(b + 6), sh = (int)le16(b + 8);
+    s->width = sw;
+    s->height = sh;
     s->gif_x = 0, s->gif_y = 0, s->gif_w = sw, s->gif_h = sh;
     unsigned flags = b[10];
     size_t at = 13;
@@ -118,7 +122,10 @@ static void sniff_gif(const uint8_t *b, size_t n, struct sniff *s) {
             while (at < n && b[at]) at += 1 + (size_t)b[at];
             at++;
         } else if (tag == 0x2c) { /* the first image descriptor */
-            if (at + 9 > n) return;
+            if (at + 9 > n) {
+                s->truncated = 1;
+                return;
+            }
             s->gif_x = (int)le16(b + at), s->gif_y = (int)le16(b + at + 2);
             s->gif_w = (int)le16(b + at + 4), s->gif_h = (int)le16(b + at + 6);
             unsigned lf = b[at + 8];
@@ -127,7 +134,13 @@ static void sniff_gif(const uint8_t *b, size_t n, struct sniff *s) {
                 pal_n = 2 << (lf & 7);
                 if (at + 3 * (size_t)pal_n > n) return;
                 pal = b + at;
+                at += 3 * (size_t)pal_n;
             }
+            /* PIL refuses a first frame whose data sub-blocks run past the
+             * end of the file (stb would return it half drawn). */
+            at++; /* LZW minimum code size */
+            while (at < n && b[at]) at += 1 + (size_t)b[at];
+            if (at >= n) s->truncated = 1;
             break;
         } else {
             return;
@@ -149,15 +162,29 @@ static void sniff_bmp(const uint8_t *b, size_t n, struct sniff *s) {
     unsigned bpp;
     uint32_t compression = 0, colors = 0;
     size_t pal_at = 14 + (size_t)dib, entry = 4;
+    int64_t w, h;
     if (dib == 12) {
+        w = le16(b + 18);
+        h = le16(b + 20);
         bpp = le16(b + 24);
         entry = 3;
     } else {
         if (n < 54) return;
+        w = (int32_t)le32(b + 18);
+        h = (int32_t)le32(b + 22);
         bpp = le16(b + 28);
         compression = le32(b + 30);
         colors = le32(b + 46);
         if (dib == 40 && (compression == 3 || compression == 6)) pal_at += compression == 3 ? 12 : 16;
+    }
+    if (h < 0) h = -h;
+    s->width = w < 0 ? 0 : (w > 0x7fffffff ? 0x7fffffff : (int)w);
+    s->height = h > 0x7fffffff ? 0x7fffffff : (int)h;
+    /* Uncompressed rows are padded to 4 bytes; all of them must be present
+     * (stb would read zeros past the end, PIL reports a truncated file). */
+    if (compression == 0 || compression == 3 || compression == 6) {
+        uint64_t stride = (((uint64_t)s->width * bpp + 31) / 32) * 4;
+        if ((uint64_t)le32(b + 10) + stride * (uint64_t)s->height > n) s->truncated = 1;
     }
     if (bpp == 32) {
         int alpha = dib >= 56 && n >= 70 && le32(b + 66) != 0 && (compression == 3 || compression == 6);
@@ -184,6 +211,13 @@ static void sniff_tga(const uint8_t *b, size_t n, struct sniff *s) {
     set_mode(s, IMG_MODE_RGB, 0);
     if (n < 18) return;
     unsigned type = b[2] & ~8u, bpp = b[16];
+    s->width = (int)le16(b + 12);
+    s->height = (int)le16(b + 14);
+    if (!(b[2] & 8)) { /* uncompressed: the pixel bytes must all be there */
+        uint64_t cmap = b[1] == 1 ? (uint64_t)le16(b + 5) * ((b[7] + 7u) / 8) : 0;
+        uint64_t need = 18 + (uint64_t)b[0] + cmap + (uint64_t)s->width * s->height * ((bpp + 7) / 8);
+        if (need > n) s->truncated = 1;
+    }
     if (type == 1) set_mode(s, IMG_MODE_P, 0);
     else if (type == 3) set_mode(s, bpp == 16 ? IMG_MODE_LA : IMG_MODE_L, 0);
     else if (type == 2 && bpp == 32) set_mode(s, IMG_MODE_RGBA, 0);
@@ -221,7 +255,29 @@ static void sniff_pnm(const uint8_t *b, size_t n, struct sniff *s) {
 
 static void sniff_psd(const uint8_t *b, size_t n, struct sniff *s) {
     set_mode(s, IMG_MODE_RGB, 0);
-    if (n >= 26 && be16(b + 12) == 4) set_mode(s, IMG_MODE_RGBA, 0);
+    if (n < 26) return;
+    unsigned channels = be16(b + 12), depth = be16(b + 22);
+    if (channels == 4) set_mode(s, IMG_MODE_RGBA, 0);
+    uint32_t h = be32(b + 14), w = be32(b + 18);
+    s->width = w > 0x7fffffff ? 0x7fffffff : (int)w;
+    s->height = h > 0x7fffffff ? 0x7fffffff : (int)h;
+    /* skip the colour-mode, resources and layer sections to the raw data */
+    uint64_t at = 26;
+    for (int sec = 0; sec < 3; sec++) {
+        if (at + 4 > n) {
+            s->truncated = 1;
+            return;
+        }
+        at += 4 + (uint64_t)be32(b + at);
+    }
+    if (at + 2 > n) {
+        s->truncated = 1;
+        return;
+    }
+    if (be16(b + at) == 0) { /* raw: stb reads up to 4 channel planes */
+        uint64_t planes = channels < 4 ? channels : 4;
+        if (at + 2 + planes * (uint64_t)w * h * (depth / 8) > n) s->truncated = 1;
+    }
 }
 
 void sniff_image(const uint8_t *b, size_t n, struct sniff *s) {

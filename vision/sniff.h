@@ -28,6 +28,8 @@ struct sniff {
     enum img_mode mode; /* PIL's mode */
     int channels;       /* channels to request from stb (mode's own, +1 for a transparency) */
     int orientation;    /* EXIF Orientation (PNG eXIf or XMP), 0 when none */
+    int width, height;  /* from the header, 0 when unknown: caps are checked on them first */
+    int truncated;      /* the pixel data ends before the header says it should */
 
     /* PNM (P5/P6), decoded by img.c itself: stb's reader neither checks for
      * truncation nor byte-swaps 16-bit samples. */

@@ -49,7 +49,77 @@ def make_st():
     print("wrote", path)
 
 
-MAKERS = {"st": make_st}
+# Two small vision towers covering both activations, both output kinds,
+# ln_post on and off, conv bias on and off, and F32 / F16 / BF16 storage.
+CLIP_CONFIGS = {
+    "clip_quickgelu": dict(image_size=28, patch_size=7, width=64, layers=2, heads=4, mlp_dim=256,
+                           act="quick_gelu", output="patch_tokens", ln_post=False, conv_bias=False),
+    "clip_gelu": dict(image_size=32, patch_size=8, width=48, layers=3, heads=3, mlp_dim=192,
+                      act="gelu", output="all_tokens", ln_post=True, conv_bias=True),
+}
+
+
+def clip_config_json(name, cfg, preprocess_kind="open_clip"):
+    import json
+
+    vision = {k: cfg[k] for k in ("image_size", "patch_size", "width", "layers", "heads", "mlp_dim",
+                                  "act", "output", "ln_post")}
+    return json.dumps({"format": "flamingo.c", "format_version": 1, "name": name, "vision": vision,
+                       "preprocess": {"kind": preprocess_kind}}, indent=1)
+
+
+def make_clip():
+    """clip_*.safetensors (model files) and clip_*.io.safetensors (pixels
+    [3, 3, S, S] and the reference tokens).  clip_gelu stores its matrices
+    as F16 and its biases as BF16; the reference runs on the rounded values."""
+    import clip_ref
+
+    for seed, (name, cfg) in enumerate(CLIP_CONFIGS.items()):
+        rng = np.random.default_rng(1000 + seed)
+        state = clip_ref.random_state(cfg, rng)
+        dtypes = {}
+        if name == "clip_gelu":
+            for k, v in state.items():
+                if v.ndim >= 2 and k != "positional_embedding":
+                    dtypes[k] = "f16"
+                    state[k] = v.astype(np.float16).astype(np.float32)
+                elif k.endswith(".bias"):
+                    dtypes[k] = "bf16"
+                    state[k] = stfile.bf16_bits_to_f32(stfile.f32_to_bf16_bits(v))
+        model_path = os.path.join(FIX, name + ".safetensors")
+        kind = "idefics" if cfg["output"] == "all_tokens" else "open_clip"
+        stfile.write(model_path, {"vision_encoder." + k: v for k, v in state.items()},
+                     metadata={"config": clip_config_json(name, cfg, kind)},
+                     dtypes={"vision_encoder." + k: d for k, d in dtypes.items()})
+        S = cfg["image_size"]
+        pixels = rng.standard_normal((3, 3, S, S)).astype(np.float32)
+        tokens = clip_ref.encode(clip_ref.build(cfg, state), pixels)
+        stfile.write(os.path.join(FIX, name + ".io.safetensors"), {"pixels": pixels, "tokens": tokens})
+        print("wrote", model_path, "tokens", tokens.shape, "max |t|", float(np.abs(tokens).max()))
+
+
+def make_images():
+    """Small real-photo files for test_img.c (decoding, truncation, fuzzing),
+    cut from python3-skimage's chelsea.png, and their PIL-decoded pixels."""
+    from PIL import Image
+
+    src = Image.open("/usr/lib/python3/dist-packages/skimage/data/chelsea.png").convert("RGB")
+    crop = src.crop((200, 60, 264, 108))  # 64x48, the cat's face
+    d = os.path.join(FIX, "img")
+    os.makedirs(d, exist_ok=True)
+    crop.save(os.path.join(d, "cat.jpg"), quality=85)
+    crop.save(os.path.join(d, "cat_progressive.jpg"), quality=85, progressive=True)
+    crop.save(os.path.join(d, "cat.png"))
+    crop.quantize(colors=32).save(os.path.join(d, "cat.gif"))
+    crop.save(os.path.join(d, "cat.bmp"))
+    ref = {}
+    for n in ("cat.jpg", "cat_progressive.jpg", "cat.png", "cat.gif", "cat.bmp"):
+        ref[n.replace(".", "_")] = np.asarray(Image.open(os.path.join(d, n)).convert("RGB"))
+    stfile.write(os.path.join(d, "cat_pixels.safetensors"), ref)
+    print("wrote", d)
+
+
+MAKERS = {"st": make_st, "clip": make_clip, "images": make_images}
 
 if __name__ == "__main__":
     os.makedirs(FIX, exist_ok=True)

@@ -1,0 +1,222 @@
+/*
+ * kern_impl.h - kernel bodies, included by kern_generic.c and kern_avx2.c
+ * (each defines KERN_TABLE, the name of the struct kern it exports).  See
+ * kern.h.  Not a public header: everything here is static.
+ *
+ * Element-wise loops are written for the auto-vectoriser (no libm calls:
+ * exp and erf are branch-free polynomials; the Makefile adds
+ * -fno-trapping-math so that clamps become blends).  Reductions and the
+ * attention micro-kernels use GCC/clang vector extensions (v8f, 8 floats):
+ * explicit SIMD without intrinsics, lowered to AVX2 in kern_avx2.c and to
+ * pairs of SSE registers in kern_generic.c.  The attention kernels keep a
+ * 4 x 16 block of accumulators in registers while streaming the shared
+ * operand once.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kern.h"
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+static inline v8f ld8(const float *p) {
+    v8f v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void st8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
+
+static inline float hsum8(v8f v) {
+    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
+}
+
+/* exp(x), relative error about 2e-7, x clamped to [-87, 88] (Cephes expf
+ * polynomial with the 1.5 * 2^23 rounding trick for the exponent). */
+static inline float k_exp(float x) {
+    x = x < -87.0f ? -87.0f : x;
+    x = x > 88.0f ? 88.0f : x;
+    float kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+    float r = x - kf * 0.693145751953125f;
+    r = r - kf * 1.428606765330187045e-6f;
+    float p = 1.9875691500e-4f;
+    p = p * r + 1.3981999507e-3f;
+    p = p * r + 8.3334519073e-3f;
+    p = p * r + 4.1665795894e-2f;
+    p = p * r + 1.6666665459e-1f;
+    p = p * r + 5.0000001201e-1f;
+    p = p * r * r + r + 1.0f;
+    int32_t e = ((int32_t)kf + 127) << 23;
+    float scale;
+    memcpy(&scale, &e, sizeof scale);
+    return p * scale;
+}
+
+/* erf(x) from the Numerical Recipes erfc fit (fractional error < 1.2e-7
+ * in exact arithmetic; about 1e-6 in float). */
+static inline float k_erf(float x) {
+    float z = x < 0 ? -x : x;
+    float t = 1.0f / (1.0f + 0.5f * z);
+    float poly = -1.26551223f +
+                 t * (1.00002368f +
+                      t * (0.37409196f +
+                           t * (0.09678418f +
+                                t * (-0.18628806f +
+                                     t * (0.27886807f +
+                                          t * (-1.13520398f +
+                                               t * (1.48851587f + t * (-0.82215223f + t * 0.17087277f))))))));
+    float erfc = t * k_exp(-z * z + poly);
+    float r = 1.0f - erfc;
+    return x < 0 ? -r : r;
+}
+
+static inline float k_sum(const float *x, int n) {
+    v8f acc = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc += ld8(x + i);
+    float s = hsum8(acc);
+    for (; i < n; i++) s += x[i];
+    return s;
+}
+
+static inline float k_max(const float *x, int n) {
+    float m = x[0];
+    int i = 0;
+    if (n >= 8) {
+        v8f acc = ld8(x);
+        for (i = 8; i + 8 <= n; i += 8) {
+            v8f v = ld8(x + i);
+            v8i gt = v > acc; /* lanes of all ones where v wins */
+            acc = (v8f)(((v8i)v & gt) | ((v8i)acc & ~gt));
+        }
+        for (int l = 0; l < 8; l++) m = acc[l] > m ? acc[l] : m;
+    }
+    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    return m;
+}
+
+static void k_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int dim,
+                        float eps) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * dim;
+        float *yr = y + (size_t)r * dim;
+        float mean = k_sum(xr, dim) / (float)dim;
+        v8f acc = {0};
+        int i = 0;
+        for (; i + 8 <= dim; i += 8) {
+            v8f d = ld8(xr + i) - mean;
+            acc += d * d;
+        }
+        float var = hsum8(acc);
+        for (; i < dim; i++) var += (xr[i] - mean) * (xr[i] - mean);
+        float inv = 1.0f / sqrtf(var / (float)dim + eps);
+        if (b)
+            for (int j = 0; j < dim; j++) yr[j] = (xr[j] - mean) * inv * w[j] + b[j];
+        else
+            for (int j = 0; j < dim; j++) yr[j] = (xr[j] - mean) * inv * w[j];
+    }
+}
+
+static inline void k_softmax_row(float *row, int n) {
+    float mx = k_max(row, n);
+    for (int j = 0; j < n; j++) row[j] = k_exp(row[j] - mx);
+    float inv = 1.0f / k_sum(row, n);
+    for (int j = 0; j < n; j++) row[j] *= inv;
+}
+
+static void k_softmax_rows(float *x, int rows, int cols, int ld) {
+    for (int r = 0; r < rows; r++) k_softmax_row(x + (size_t)r * ld, cols);
+}
+
+static void k_quick_gelu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + k_exp(-1.702f * x[i]));
+}
+
+static void k_gelu(float *x, size_t n) {
+    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + k_erf(x[i] * 0.70710678118654752f));
+}
+
+#define ATT_RB 4  /* query rows per block */
+#define ATT_CB 16 /* columns per register block */
+
+static inline int pad16(int n) { return (n + 15) & ~15; }
+
+/* s[r][j] = scale * q_r . kt[:, j] for a block of ATT_RB query rows. */
+static inline void att_scores(const float *const qr[ATT_RB], const float *kt, int Tp, int D,
+                              float scale, float *s) {
+    for (int j0 = 0; j0 < Tp; j0 += ATT_CB) {
+        v8f acc[ATT_RB][2] = {{{0}}};
+        for (int d = 0; d < D; d++) {
+            const v8f k0 = ld8(kt + (size_t)d * Tp + j0), k1 = ld8(kt + (size_t)d * Tp + j0 + 8);
+            for (int r = 0; r < ATT_RB; r++) {
+                const v8f qv = (v8f){0} + qr[r][d];
+                acc[r][0] += qv * k0;
+                acc[r][1] += qv * k1;
+            }
+        }
+        for (int r = 0; r < ATT_RB; r++) {
+            st8(s + (size_t)r * Tp + j0, acc[r][0] * scale);
+            st8(s + (size_t)r * Tp + j0 + 8, acc[r][1] * scale);
+        }
+    }
+}
+
+/* o_r[d0 .. d0+16) = sum_j s[r][j] v[j][d0 ..] for a block of rows. */
+static inline void att_values(const float *s, int Tp, int T, const float *v, int ld, int d0,
+                              float out[ATT_RB][ATT_CB]) {
+    v8f acc[ATT_RB][2] = {{{0}}};
+    for (int j = 0; j < T; j++) {
+        const v8f v0 = ld8(v + (size_t)j * ld + d0), v1 = ld8(v + (size_t)j * ld + d0 + 8);
+        for (int r = 0; r < ATT_RB; r++) {
+            const v8f sv = (v8f){0} + s[(size_t)r * Tp + j];
+            acc[r][0] += sv * v0;
+            acc[r][1] += sv * v1;
+        }
+    }
+    for (int r = 0; r < ATT_RB; r++) {
+        st8(out[r], acc[r][0]);
+        st8(out[r] + 8, acc[r][1]);
+    }
+}
+
+static void k_attn_head(const float *q, const float *k, const float *v, int ld, int T, int D,
+                        float scale, float *out, int ld_out, float *scratch) {
+    const int Tp = pad16(T);
+    float *kt = scratch;                 /* [D][Tp], K transposed, zero padded */
+    float *s = scratch + (size_t)D * Tp; /* [ATT_RB][Tp] scores of one row block */
+    for (int d = 0; d < D; d++) {
+        float *row = kt + (size_t)d * Tp;
+        for (int j = 0; j < T; j++) row[j] = k[(size_t)j * ld + d];
+        for (int j = T; j < Tp; j++) row[j] = 0;
+    }
+    const int Dv = D & ~(ATT_CB - 1); /* columns done by the 16-wide block */
+    for (int i0 = 0; i0 < T; i0 += ATT_RB) {
+        const int R = T - i0 < ATT_RB ? T - i0 : ATT_RB;
+        const float *qr[ATT_RB];
+        for (int r = 0; r < ATT_RB; r++) qr[r] = q + (size_t)(r < R ? i0 + r : i0) * ld; /* pad: repeat */
+        att_scores(qr, kt, Tp, D, scale, s);
+        for (int r = 0; r < R; r++) k_softmax_row(s + (size_t)r * Tp, T);
+        for (int d0 = 0; d0 < Dv; d0 += ATT_CB) {
+            float acc[ATT_RB][ATT_CB];
+            att_values(s, Tp, T, v, ld, d0, acc);
+            for (int r = 0; r < R; r++) memcpy(out + (size_t)(i0 + r) * ld_out + d0, acc[r], sizeof acc[r]);
+        }
+        for (int r = 0; r < R; r++) /* head widths that are not a multiple of 16 */
+            for (int d = Dv; d < D; d++) {
+                float a = 0;
+                for (int j = 0; j < T; j++) a += s[(size_t)r * Tp + j] * v[(size_t)j * ld + d];
+                out[(size_t)(i0 + r) * ld_out + d] = a;
+            }
+    }
+}
+
+const struct kern KERN_TABLE = {
+    .name = KERN_NAME,
+    .layernorm = k_layernorm,
+    .softmax_rows = k_softmax_rows,
+    .quick_gelu = k_quick_gelu,
+    .gelu = k_gelu,
+    .attn_head = k_attn_head,
+};

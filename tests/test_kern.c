@@ -1,0 +1,199 @@
+/*
+ * test_kern.c - the math kernels against plain double-precision loops: both
+ * kernel tables (generic and AVX2, when the CPU has it) for LayerNorm,
+ * softmax, the activations and attention (odd sizes, head widths that are
+ * not a multiple of 16, a single token), mat_gemm's sliced GEMMs in every
+ * transpose combination, and the pool (every task exactly once).
+ */
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/kern.h"
+#include "../core/mat.h"
+#include "../core/pool.h"
+#include "test.h"
+
+static uint64_t rng = 12345;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)(rng >> 40) / 8388608.0f - 1.0f;
+}
+static void fill(float *x, size_t n, float scale) {
+    for (size_t i = 0; i < n; i++) x[i] = scale * frand();
+}
+
+static double max_rel(const float *got, const double *want, size_t n) {
+    double mx = 0, md = 0;
+    for (size_t i = 0; i < n; i++) {
+        mx = fmax(mx, fabs(want[i]));
+        double d = fabs(got[i] - want[i]);
+        md = isnan(d) ? INFINITY : fmax(md, d);
+    }
+    return md / (mx > 0 ? mx : 1);
+}
+
+static void check_rowwise(const struct kern *k) {
+    const int rows = 7, dim = 77; /* not multiples of 8: the tails run */
+    float x[7 * 77], y[7 * 77], w[77], b[77];
+    double want[7 * 77];
+    fill(x, sizeof x / 4, 3.0f);
+    fill(w, 77, 1.0f);
+    fill(b, 77, 1.0f);
+    for (int pass = 0; pass < 2; pass++) {
+        const float *bias = pass ? NULL : b;
+        k->layernorm(y, x, w, bias, rows, dim, 1e-5f);
+        for (int r = 0; r < rows; r++) {
+            double mean = 0, var = 0;
+            for (int j = 0; j < dim; j++) mean += x[r * dim + j];
+            mean /= dim;
+            for (int j = 0; j < dim; j++) var += (x[r * dim + j] - mean) * (x[r * dim + j] - mean);
+            var /= dim;
+            for (int j = 0; j < dim; j++)
+                want[r * dim + j] = (x[r * dim + j] - mean) / sqrt(var + 1e-5) * w[j] + (bias ? bias[j] : 0);
+        }
+        CHECK(max_rel(y, want, rows * dim) < 2e-6);
+    }
+    /* softmax with a leading dimension, including huge and tiny logits */
+    const int ld = 80;
+    float s[7 * 80], sm[7 * 80];
+    fill(s, sizeof s / 4, 20.0f);
+    s[3] = 90.0f, s[5] = -200.0f;
+    memcpy(sm, s, sizeof s);
+    k->softmax_rows(sm, rows, dim, ld);
+    for (int r = 0; r < rows; r++) {
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < dim; j++) mx = fmax(mx, s[r * ld + j]);
+        for (int j = 0; j < dim; j++) sum += exp(s[r * ld + j] - mx);
+        for (int j = 0; j < dim; j++) want[r * dim + j] = exp(s[r * ld + j] - mx) / sum;
+        CHECK(max_rel(sm + r * ld, want + r * dim, dim) < 1e-6);
+        CHECK(sm[r * ld + 78] == s[r * ld + 78]); /* outside cols: untouched */
+    }
+    /* activations over a range that covers saturation */
+    float a[1001], g[1001];
+    double wq[1001], wg[1001];
+    for (int i = 0; i < 1001; i++) a[i] = -60.0f + 0.12f * i;
+    memcpy(g, a, sizeof a);
+    k->quick_gelu(g, 1001);
+    for (int i = 0; i < 1001; i++) wq[i] = a[i] / (1.0 + exp(-1.702 * a[i]));
+    double worst = 0;
+    for (int i = 0; i < 1001; i++) worst = fmax(worst, fabs(g[i] - wq[i]) / fmax(1.0, fabs(wq[i])));
+    CHECK(worst < 1e-6);
+    memcpy(g, a, sizeof a);
+    k->gelu(g, 1001);
+    for (int i = 0; i < 1001; i++) wg[i] = 0.5 * a[i] * (1.0 + erf(a[i] / sqrt(2.0)));
+    worst = 0;
+    for (int i = 0; i < 1001; i++) worst = fmax(worst, fabs(g[i] - wg[i]) / fmax(1.0, fabs(wg[i])));
+    fprintf(stderr, "%s: gelu max error %.2g\n", k->name, worst);
+    CHECK(worst < 2e-6);
+}
+
+static void check_attention(const struct kern *k, int T, int D) {
+    const int ld = 3 * D + 5, ld_out = D + 3;
+    float *qkv = malloc((size_t)T * ld * sizeof *qkv), *out = malloc((size_t)T * ld_out * sizeof *out);
+    float *scratch = malloc(kern_attn_scratch(T, D) * sizeof *scratch);
+    double *want = malloc((size_t)T * D * sizeof *want), *p = malloc((size_t)T * sizeof *p);
+    fill(qkv, (size_t)T * ld, 2.0f);
+    const float *q = qkv, *kk = qkv + D, *v = qkv + 2 * D;
+    const double scale = 1.0 / sqrt((double)D);
+    for (int i = 0; i < T; i++) {
+        double mx = -INFINITY, sum = 0;
+        for (int j = 0; j < T; j++) {
+            double dot = 0;
+            for (int d = 0; d < D; d++) dot += (double)q[i * ld + d] * kk[j * ld + d];
+            p[j] = dot * scale;
+            mx = fmax(mx, p[j]);
+        }
+        for (int j = 0; j < T; j++) sum += (p[j] = exp(p[j] - mx));
+        for (int d = 0; d < D; d++) {
+            double a = 0;
+            for (int j = 0; j < T; j++) a += p[j] / sum * v[j * ld + d];
+            want[i * D + d] = a;
+        }
+    }
+    for (int i = 0; i < T * ld_out; i++) out[i] = NAN;
+    k->attn_head(q, kk, v, ld, T, D, (float)scale, out, ld_out, scratch);
+    float *packed = malloc((size_t)T * D * sizeof *packed);
+    for (int i = 0; i < T; i++) memcpy(packed + i * D, out + i * ld_out, (size_t)D * sizeof *packed);
+    double err = max_rel(packed, want, (size_t)T * D);
+    if (!(err < 2e-6)) fprintf(stderr, "%s attention T=%d D=%d: rel error %.3g\n", k->name, T, D, err);
+    CHECK(err < 2e-6);
+    int untouched = 1; /* the gap between rows of out is not written */
+    for (int i = 0; i < T; i++)
+        for (int d = D; d < ld_out; d++) untouched &= isnan(out[i * ld_out + d]);
+    CHECK(untouched);
+    free(qkv), free(out), free(scratch), free(want), free(p), free(packed);
+}
+
+static void check_gemm(void) {
+    const int shapes[][3] = {{300, 200, 100}, {5, 700, 1200}, {1, 1000, 4000}, {257, 64, 257}, {64, 3, 9}};
+    for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
+        for (int ta = 0; ta < 2; ta++)
+            for (int tb = 0; tb < 2; tb++) {
+                const int m = shapes[s][0], n = shapes[s][1], k = shapes[s][2];
+                const int lda = (ta ? m : k) + 3, ldb = (tb ? k : n) + 1, ldc = n + 2;
+                float *a = malloc((size_t)(ta ? k : m) * lda * 4), *b = malloc((size_t)(tb ? n : k) * ldb * 4);
+                float *c = malloc((size_t)m * ldc * 4);
+                double *want = malloc((size_t)m * n * 8);
+                fill(a, (size_t)(ta ? k : m) * lda, 1.0f);
+                fill(b, (size_t)(tb ? n : k) * ldb, 1.0f);
+                fill(c, (size_t)m * ldc, 1.0f);
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) {
+                        double acc = 0;
+                        for (int p = 0; p < k; p++)
+                            acc += (double)(ta ? a[p * lda + i] : a[i * lda + p]) * (tb ? b[j * ldb + p] : b[p * ldb + j]);
+                        want[i * n + j] = 0.5 * acc - 2.0 * c[i * ldc + j];
+                    }
+                mat_gemm(ta, tb, m, n, k, 0.5f, a, lda, b, ldb, -2.0f, c, ldc);
+                double worst = 0;
+                for (int i = 0; i < m; i++)
+                    for (int j = 0; j < n; j++) worst = fmax(worst, fabs(c[i * ldc + j] - want[i * n + j]));
+                if (!(worst < 1e-3)) fprintf(stderr, "gemm %dx%dx%d ta=%d tb=%d: %.3g\n", m, n, k, ta, tb, worst);
+                CHECK(worst < 1e-3);
+                free(a), free(b), free(c), free(want);
+            }
+}
+
+static atomic_int hits[1000];
+static void count_task(void *ctx, int task, int thread) {
+    (void)ctx;
+    if (thread >= 0 && thread < 4) atomic_fetch_add(&hits[task], 1);
+    for (volatile int spin = 0; spin < (task % 7) * 1000; spin++) {
+    }
+}
+
+static void check_pool(void) {
+    for (int threads = 1; threads <= 4; threads++) {
+        struct pool *p = pool_new(threads);
+        CHECK(p != NULL && pool_size(p) == threads);
+        for (int round = 0; round < 50; round++) {
+            int n = 1 + (round * 37) % 1000;
+            for (int i = 0; i < n; i++) atomic_store(&hits[i], 0);
+            pool_for(p, n, count_task, NULL);
+            int ok = 1;
+            for (int i = 0; i < n; i++) ok &= atomic_load(&hits[i]) == 1;
+            CHECK(ok);
+        }
+        pool_for(p, 0, count_task, NULL);
+        pool_free(p);
+    }
+    pool_free(NULL);
+}
+
+int main(void) {
+    mat_init(2);
+    const struct kern *tables[] = {&kern_generic, kern_best()};
+    int n_tables = kern_best() == &kern_generic ? 1 : 2;
+    for (int t = 0; t < n_tables; t++) {
+        fprintf(stderr, "kernels: %s\n", tables[t]->name);
+        check_rowwise(tables[t]);
+        const int sizes[][2] = {{257, 64}, {17, 16}, {1, 64}, {5, 80}, {33, 24}, {64, 128}, {3, 7}};
+        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) check_attention(tables[t], sizes[i][0], sizes[i][1]);
+    }
+    check_gemm();
+    check_pool();
+    mat_shutdown();
+    return TEST_END();
+}

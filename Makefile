@@ -51,8 +51,9 @@ APP_OBJ := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all deps test test-full asan golden bench clean distclean check-clang
+.PHONY: all tests deps test test-full asan golden bench clean distclean check-clang
 all: $(BIN)
+tests: $(TEST_BIN)
 
 deps:
 	tools/deps.sh
@@ -97,7 +98,7 @@ bench: $(BIN)
 
 # Warnings-as-errors build with clang into its own folder (CI runs it).
 check-clang:
-	$(MAKE) BUILD=build-clang CC=clang all
+	$(MAKE) BUILD=build-clang CC=clang all tests
 
 clean:
 	rm -rf build build-asan build-clang flamingo

@@ -42,7 +42,7 @@ static int usage_error(const char *fmt, const char *arg) {
 static int set_threads(const char *arg) {
     long n;
     if (args_int(arg, 1, 1024, &n) < 0) return usage_error("--threads must be an integer in [1, 1024], not '%s'", arg);
-    mat_init((int)n);
+    if (mat_init((int)n) < 0) return fail("cannot start worker threads");
     return 0;
 }
 
@@ -310,10 +310,17 @@ static void print_help(void) {
 }
 
 int main(int argc, char **argv) {
-    mat_init(0);
-    if (argc < 2 || !strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+    if (mat_init(0) < 0) {
+        fprintf(stderr, "flamingo: cannot start worker threads\n");
+        return 1;
+    }
+    if (argc < 2) {
+        fprintf(stderr, "flamingo: missing command; usage: flamingo COMMAND [options] (see flamingo --help)\n");
+        return 2;
+    }
+    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         print_help();
-        return argc < 2 ? 2 : 0;
+        return 0;
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("flamingo %s\n", FLAMINGO_VERSION);
@@ -329,7 +336,9 @@ int main(int argc, char **argv) {
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) {
             optind = 1;
-            return cmds[i].fn(argc - 1, argv + 1);
+            int status = cmds[i].fn(argc - 1, argv + 1);
+            mat_shutdown();
+            return status;
         }
     fprintf(stderr, "flamingo: unknown command '%s' (see flamingo --help)\n", argv[1]);
     return 2;

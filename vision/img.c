@@ -11,6 +11,8 @@
  *   - PNM (P5/P6) is decoded here, not by stb (which reads truncated files
  *     into uninitialised memory and does not byte-swap 16-bit samples), with
  *     PIL's rescaling for maxval != 255: min(out, round(v / maxval * out)).
+ *   - 16-bit BMP: stb widens 5- and 6-bit channels by bit replication, PIL
+ *     by v * 255 / 31 (or 63); the n-bit value is recovered and rescaled.
  *   - 16-bit samples: stb keeps the high byte (v >> 8), which is what PIL
  *     does for RGB/RGBA/grey+alpha; for 16-bit grey PIL would clip to white,
  *     we keep the high byte too (documented divergence, docs/IMAGES.md).
@@ -195,6 +197,11 @@ static int decode_stb(const uint8_t *buf, size_t len, const struct img_limits *l
     }
     stbi_image_free(px);
     if (!out->px) return fl_err_set(err, FL_ENOMEM, "out of memory for a %dx%d image", w, h);
+    if (s.bmp16_bits[0]) /* PIL's widening of 16-bit BMP channels */
+        for (size_t i = 0; i < n; i++) {
+            int bits = s.bmp16_bits[i % 3], v = out->px[i] >> (8 - bits);
+            out->px[i] = (uint8_t)(v * 255 / ((1 << bits) - 1));
+        }
     return 0;
 }
 

@@ -186,6 +186,13 @@ static void sniff_bmp(const uint8_t *b, size_t n, struct sniff *s) {
         uint64_t stride = (((uint64_t)s->width * bpp + 31) / 32) * 4;
         if ((uint64_t)le32(b + 10) + stride * (uint64_t)s->height > n) s->truncated = 1;
     }
+    if (bpp == 16) {
+        uint32_t rm = 0x7c00, gm = 0x03e0, bm = 0x001f; /* BI_RGB is 5-5-5 */
+        if (compression == 3 && n >= 14 + 40 + 12) rm = le32(b + 54), gm = le32(b + 58), bm = le32(b + 62);
+        if (rm == 0x7c00 && gm == 0x03e0 && bm == 0x001f) s->bmp16_bits[0] = s->bmp16_bits[1] = s->bmp16_bits[2] = 5;
+        if (rm == 0xf800 && gm == 0x07e0 && bm == 0x001f) s->bmp16_bits[0] = s->bmp16_bits[2] = 5, s->bmp16_bits[1] = 6;
+        return;
+    }
     if (bpp == 32) {
         int alpha = dib >= 56 && n >= 70 && le32(b + 66) != 0 && (compression == 3 || compression == 6);
         set_mode(s, alpha ? IMG_MODE_RGBA : IMG_MODE_RGB, 0);

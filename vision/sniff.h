@@ -36,6 +36,10 @@ struct sniff {
     int pnm_width, pnm_height, pnm_maxval;
     size_t pnm_data; /* offset of the first sample; 0 when the header is bad */
 
+    /* BMP with 16-bit pixels: bits per channel (5-5-5 or 5-6-5), 0 otherwise.
+     * stb widens n-bit values by bit replication, PIL by v * 255 / (2^n - 1). */
+    int bmp16_bits[3];
+
     /* GIF: PIL fills pixels outside the first frame with index 0 (or the
      * transparency index) and shows a transparent pixel as its palette colour;
      * stb leaves both transparent or paints the background colour. */

@@ -128,6 +128,9 @@ def make_corpus(d):
     add("gif_subframe.gif", _gif_subframe(rng))
     add("gif_greyramp_200x150.gif", Image.fromarray(_smooth_rgb(rng, 200, 150)[..., 2], "L"))
     add("bmp_1bit_333x250.bmp", crop.convert("1"))
+    add("bmp16_555_301x227.bmp", _bmp16(rng, 301, 227, None))
+    add("bmp16_565_301x227.bmp", _bmp16(rng, 301, 227, (0xF800, 0x07E0, 0x001F)))
+    add("tga16_301x227.tga", _tga16(rng, 301, 227))
     add("grey16_333x250.pgm", _pnm(b"P5", np.asarray(crop.convert("L")).astype(np.uint32) * 257, 65535), reduce16=True)
     add("rgb16_333x250.ppm", _pnm(b"P6", np.asarray(crop).astype(np.uint32) * 257 + 3, 65535))
     add("rgb_bmp_333x250.bmp", crop)
@@ -155,6 +158,28 @@ def _png16(a, color_type):
 
     return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 16, color_type, 0, 0, 0))
             + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b""))
+
+
+def _bmp16(rng, w, h, masks):
+    """A 16-bit BMP (BI_RGB 5-5-5, or BI_BITFIELDS with masks), bottom-up;
+    PIL cannot write these."""
+    import struct
+
+    v = rng.integers(0, 1 << 16, (h, w)).astype("<u2")
+    row = ((w * 16 + 31) // 32) * 4
+    data = b"".join(v[y].tobytes() + b"\0" * (row - 2 * w) for y in range(h - 1, -1, -1))
+    extra = struct.pack("<III", *masks) if masks else b""
+    off = 54 + len(extra)
+    info = struct.pack("<IiiHHIIiiII", 40, w, h, 1, 16, 3 if masks else 0, len(data), 0, 0, 0, 0)
+    return b"BM" + struct.pack("<IHHI", off + len(data), 0, 0, off) + info + extra + data
+
+
+def _tga16(rng, w, h):
+    """An uncompressed 16-bit true-colour TGA, top-down."""
+    import struct
+
+    v = rng.integers(0, 1 << 15, (h, w)).astype("<u2")
+    return struct.pack("<BBBHHBHHHHBB", 0, 0, 2, 0, 0, 0, 0, 0, w, h, 16, 0x20) + v.tobytes()
 
 
 def _gif_subframe(rng):

@@ -1,0 +1,87 @@
+#!/bin/sh
+# test_cli.sh - the command line's contract: results of the right size, and
+# every error is exactly one line on stderr with a non-zero exit status
+# (2 for bad usage, 1 for a failure).
+set -u
+BIN=${FLAMINGO_BIN:-./flamingo}
+tmp=$(mktemp -d)
+trap 'rm -rf "$tmp"' EXIT
+fails=0
+n=0
+
+# expect STATUS WANT_IN_STDERR CMD...: exit status, one stderr line containing the text
+expect() {
+    want=$1 text=$2
+    shift 2
+    n=$((n + 1))
+    "$@" >"$tmp/out" 2>"$tmp/err"
+    rc=$?
+    lines=$(wc -l <"$tmp/err")
+    if [ "$rc" -ne "$want" ] || [ "$lines" -ne 1 ] || ! grep -qF -- "$text" "$tmp/err"; then
+        echo "FAIL: $* -> exit $rc (want $want), $lines stderr lines, wanted '$text':"
+        sed 's/^/    /' "$tmp/err"
+        fails=$((fails + 1))
+    fi
+}
+
+# ok CMD...: exit 0, nothing on stderr
+ok() {
+    n=$((n + 1))
+    if ! "$@" >"$tmp/out" 2>"$tmp/err" || [ -s "$tmp/err" ]; then
+        echo "FAIL: $* should succeed quietly:"
+        sed 's/^/    /' "$tmp/err"
+        fails=$((fails + 1))
+    fi
+}
+
+size_is() {
+    n=$((n + 1))
+    got=$(stat -c %s "$1")
+    [ "$got" -eq "$2" ] || { echo "FAIL: $1 is $got bytes, want $2"; fails=$((fails + 1)); }
+}
+
+F=tests/fixtures
+IMG=$F/img/cat.jpg
+printf 'not an image at all' >"$tmp/bad.jpg"
+head -c 700 "$IMG" >"$tmp/truncated.jpg"
+head -c 5000 $F/clip_quickgelu.safetensors >"$tmp/truncated.safetensors"
+
+expect 2 "usage" "$BIN"
+expect 2 "unknown command 'frobnicate'" "$BIN" frobnicate
+expect 2 "-i IMG and -o OUT are required" "$BIN" preprocess -i "$IMG"
+expect 2 "unexpected argument 'extra'" "$BIN" preprocess -i "$IMG" -o "$tmp/x" extra
+expect 2 "--kind must be open_clip or idefics" "$BIN" preprocess -i "$IMG" -o "$tmp/x" --kind bogus
+expect 2 "--size must be an integer" "$BIN" preprocess -i "$IMG" -o "$tmp/x" --size 12abc
+expect 1 "$tmp/missing.png: cannot open" "$BIN" preprocess -i "$tmp/missing.png" -o "$tmp/x"
+expect 1 "$tmp/bad.jpg: not a decodable image" "$BIN" preprocess -i "$tmp/bad.jpg" -o "$tmp/x"
+expect 1 "$tmp/truncated.jpg: truncated JPEG" "$BIN" preprocess -i "$tmp/truncated.jpg" -o "$tmp/x"
+expect 1 "$tmp/nodir/x: cannot create" "$BIN" preprocess -i "$IMG" -o "$tmp/nodir/x"
+expect 2 "-m MODEL, -i IMG and -o OUT are required" "$BIN" encode -i "$IMG" -o "$tmp/x"
+expect 2 "--threads must be an integer" "$BIN" encode -t zero -m $F/clip_quickgelu.safetensors -i "$IMG" -o "$tmp/x"
+expect 2 "--batch must be an integer in [1, 64]" "$BIN" encode --batch 0 -m $F/clip_quickgelu.safetensors -i "$IMG" -o "$tmp/x"
+expect 1 "$tmp/truncated.safetensors: " "$BIN" encode -m "$tmp/truncated.safetensors" -i "$IMG" -o "$tmp/x"
+expect 1 "$F/st_basic.safetensors: no config" "$BIN" encode -m $F/st_basic.safetensors -i "$IMG" -o "$tmp/x"
+expect 1 "$IMG: header" "$BIN" encode -m "$IMG" -i "$IMG" -o "$tmp/x"
+expect 1 "$tmp/bad.jpg: not a decodable image" "$BIN" encode -m $F/clip_quickgelu.safetensors -i "$IMG" -i "$tmp/bad.jpg" -o "$tmp/x"
+expect 2 "expects exactly one model file" "$BIN" info
+expect 1 "$tmp/truncated.safetensors: " "$BIN" info "$tmp/truncated.safetensors"
+expect 2 "unknown synthetic model 'gpt-5'" "$BIN" bench --synthetic gpt-5
+expect 2 "--threads must be an integer" "$BIN" bench --synthetic vit-l-14 -t -3
+
+ok "$BIN" preprocess -i "$IMG" -o "$tmp/p.f32"
+size_is "$tmp/p.f32" $((3 * 224 * 224 * 4))
+ok "$BIN" preprocess -i "$IMG" -o "$tmp/p.u8" --u8 --size 32 --kind idefics
+size_is "$tmp/p.u8" $((32 * 32 * 3))
+ok "$BIN" preprocess -i "$IMG" -o "$tmp/m.f32" -m $F/clip_gelu.safetensors
+size_is "$tmp/m.f32" $((3 * 32 * 32 * 4))
+ok "$BIN" encode -m $F/clip_quickgelu.safetensors -i "$IMG" -i $F/img/cat.png -i $F/img/cat.gif -o "$tmp/e.f32" --batch 2 -t 1
+size_is "$tmp/e.f32" $((3 * 16 * 64 * 4))
+ok "$BIN" encode -m $F/clip_gelu.safetensors -i "$IMG" -o "$tmp/g.f32"
+size_is "$tmp/g.f32" $((17 * 48 * 4))
+ok "$BIN" info $F/clip_gelu.safetensors
+n=$((n + 1))
+grep -q "vision      ViT 32x32 patch 8, width 48, 3 layers" "$tmp/out" || { echo "FAIL: info output"; fails=$((fails + 1)); }
+ok "$BIN" --version
+
+echo "$n checks, $fails failed"
+[ "$fails" -eq 0 ]

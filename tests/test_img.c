@@ -158,6 +158,25 @@ static void check_broken(void) {
         expect_error("jpeg 60000x60000", jpg, len, FL_ELIMIT);
         free(jpg);
     }
+    /* A progressive JPEG whose last scan is repeated 300 times: a few KB
+     * that would make libjpeg do 300 passes over the image. */
+    uint8_t *prog = slurp("cat_progressive.jpg", &len);
+    if (prog) {
+        size_t last_sos = 0, eoi = 0;
+        for (size_t i = 2; i + 1 < len; i++) {
+            if (prog[i] == 0xff && prog[i + 1] == 0xda) last_sos = i;
+            if (prog[i] == 0xff && prog[i + 1] == 0xd9) eoi = i;
+        }
+        CHECK(last_sos > 0 && eoi > last_sos);
+        size_t scan = eoi - last_sos, big_len = eoi + 300 * scan + 2;
+        uint8_t *big = malloc(big_len);
+        memcpy(big, prog, eoi);
+        for (int k = 0; k < 300; k++) memcpy(big + eoi + k * scan, prog + last_sos, scan);
+        memcpy(big + big_len - 2, "\xff\xd9", 2);
+        expect_error("jpeg with 300+ scans", big, big_len, FL_ELIMIT);
+        free(big);
+        free(prog);
+    }
     /* A GIF with a screen but no frame, then one with a frame too big. */
     static const uint8_t gif0[] = {'G', 'I', 'F', '8', '9', 'a', 4, 0, 4, 0, 0, 0, 0, 0x3b};
     expect_error("gif with zero frames", gif0, sizeof gif0, FL_EFORMAT);

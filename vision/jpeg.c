@@ -14,6 +14,11 @@
  * (JWRN_JPEG_EOF), so we treat that warning as an error exactly when it
  * arrives before the last scanline.  libjpeg reports fatal errors through a
  * longjmp out of error_exit (the default one calls exit()).
+ *
+ * Work cap: a progressive JPEG may hold any number of scans, each of which
+ * libjpeg applies to the whole image (a known denial of service: a tiny file
+ * that takes minutes).  A progress monitor stops decoding past JPG_MAX_SCANS
+ * scans; real encoders write about 10.
  */
 #include "jpeg.h"
 
@@ -27,11 +32,24 @@
 
 #include "exif.h"
 
+#define JPG_MAX_SCANS 256
+
 struct jpg_errmgr {
     struct jpeg_error_mgr pub;
     jmp_buf jump;
     int hit_eof;
+    int too_many_scans;
 };
+
+static void on_progress(j_common_ptr cinfo) {
+    if (!cinfo->is_decompressor) return;
+    j_decompress_ptr d = (j_decompress_ptr)cinfo;
+    struct jpg_errmgr *em = (struct jpg_errmgr *)cinfo->err;
+    if (d->input_scan_number > JPG_MAX_SCANS) {
+        em->too_many_scans = 1;
+        longjmp(em->jump, 1);
+    }
+}
 
 static void on_error_exit(j_common_ptr cinfo) {
     struct jpg_errmgr *em = (struct jpg_errmgr *)cinfo->err;
@@ -51,6 +69,7 @@ int jpg_decode(const uint8_t *buf, size_t len, const struct img_limits *lim, str
                struct fl_err *err) {
     struct jpeg_decompress_struct cinfo;
     struct jpg_errmgr em;
+    struct jpeg_progress_mgr progress = {.progress_monitor = on_progress};
     uint8_t *volatile px = NULL;
     memset(out, 0, sizeof *out);
     memset(&cinfo, 0, sizeof cinfo);
@@ -60,14 +79,18 @@ int jpg_decode(const uint8_t *buf, size_t len, const struct img_limits *lim, str
     em.pub.emit_message = on_emit_message;
     em.pub.output_message = on_output_message;
     em.hit_eof = 0;
+    em.too_many_scans = 0;
     if (setjmp(em.jump)) {
         char msg[JMSG_LENGTH_MAX];
         em.pub.format_message((j_common_ptr)&cinfo, msg);
         jpeg_destroy_decompress(&cinfo);
         free(px);
+        if (em.too_many_scans)
+            return fl_err_set(err, FL_ELIMIT, "JPEG has more than %d scans", JPG_MAX_SCANS);
         return fl_err_set(err, FL_EFORMAT, "invalid JPEG: %s", msg);
     }
     jpeg_create_decompress(&cinfo);
+    cinfo.progress = &progress;
     jpeg_mem_src(&cinfo, buf, (unsigned long)len);
     jpeg_save_markers(&cinfo, JPEG_APP0 + 1, 0xffff);
     jpeg_read_header(&cinfo, TRUE);

@@ -105,6 +105,9 @@ static int parse_vision(const cJSON *o, struct cfg_vision *v, struct fl_err *err
     if (v->image_size % v->patch_size)
         return fl_err_set(err, FL_EFORMAT, "config: vision.patch_size %d does not divide image_size %d",
                           v->patch_size, v->image_size);
+    if (cfg_vision_tokens(v) > CFG_MAX_VISION_TOKENS)
+        return fl_err_set(err, FL_EFORMAT, "config: vision has %d tokens per image (image_size / patch_size)^2 + 1; at most %d",
+                          cfg_vision_tokens(v), CFG_MAX_VISION_TOKENS);
     if (v->width % v->heads)
         return fl_err_set(err, FL_EFORMAT, "config: vision.heads %d does not divide width %d",
                           v->heads, v->width);

@@ -54,6 +54,7 @@ struct fl_config {
 #define CFG_MAX_WIDTH 8192
 #define CFG_MAX_LAYERS 128
 #define CFG_MAX_HEADS 128
+#define CFG_MAX_VISION_TOKENS 4097 /* (S/P)^2 + 1; 448 px at patch 7 */
 
 /* Defaults: ViT-L/14 with QuickGELU, open_clip preprocessing. */
 void cfg_vision_default(struct cfg_vision *v);

@@ -40,6 +40,17 @@ void fl_err_prefix(struct fl_err *err, const char *fmt, ...) {
     err->msg[n] = 0;
 }
 
+const char *fl_printable(const char *s, char out[64]) {
+    size_t i = 0;
+    for (; s && s[i] && i < 60; i++) out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
+    if (s && s[i]) {
+        out[i++] = '.';
+        out[i++] = '.';
+    }
+    out[i] = 0;
+    return out;
+}
+
 const char *fl_code_str(int code) {
     switch (code) {
     case FL_OK: return "ok";

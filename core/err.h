@@ -40,6 +40,12 @@ void fl_err_prefix(struct fl_err *err, const char *fmt, ...)
 /* A short name for a code: "invalid input", "out of memory", ... */
 const char *fl_code_str(int code);
 
+/* Copies at most 60 characters of s into out (64 bytes) with every byte
+ * outside printable ASCII replaced by '?' and ".." appended when cut, so
+ * that text from a file or a library cannot break a one-line error or
+ * reach a terminal as escape sequences.  Returns out. */
+const char *fl_printable(const char *s, char out[64]);
+
 /* Always-on check of an internal invariant (a shape, a buffer size): a
  * failure is a bug in flamingo.c, never bad input, and aborts with the
  * expression and its place.  Input is validated with error returns. */

@@ -34,9 +34,11 @@ static inline float hsum8(v8f v) {
 }
 
 /* exp(x), relative error about 2e-7, x clamped to [-87, 88] (Cephes expf
- * polynomial with the 1.5 * 2^23 rounding trick for the exponent). */
+ * polynomial with the 1.5 * 2^23 rounding trick for the exponent).  NaN in,
+ * NaN out (a NaN must not reach the float-to-int conversion: that is UB). */
 static inline float k_exp(float x) {
-    x = x < -87.0f ? -87.0f : x;
+    const float in = x;
+    x = x > -87.0f ? x : -87.0f; /* NaN compares false: becomes -87 here */
     x = x > 88.0f ? 88.0f : x;
     float kf = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
     float r = x - kf * 0.693145751953125f;
@@ -51,7 +53,7 @@ static inline float k_exp(float x) {
     int32_t e = ((int32_t)kf + 127) << 23;
     float scale;
     memcpy(&scale, &e, sizeof scale);
-    return p * scale;
+    return in == in ? p * scale : in;
 }
 
 /* erf(x) from the Numerical Recipes erfc fit (fractional error < 1.2e-7

@@ -70,6 +70,7 @@ struct pool *pool_new(int n_threads) {
     pthread_cond_init(&p->done, NULL);
     p->workers = calloc((size_t)n_threads, sizeof *p->workers);
     if (!p->workers) {
+        p->n_threads = 1; /* no worker to join */
         pool_free(p);
         return NULL;
     }

@@ -9,14 +9,18 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <zlib.h>
+
 #include "../core/file.h"
 #include "../vision/exif.h"
 #include "../vision/img.h"
 #include "../weights/st.h"
 #include "test.h"
 
-static const char *FILES[] = {"cat.jpg", "cat_progressive.jpg", "cat.png", "cat.gif", "cat.bmp"};
-#define N_FILES 5
+static const char *FILES[] = {"cat.jpg", "cat_progressive.jpg", "cat.png", "cat.gif", "cat.bmp",
+                              "cat_rle.tga", "cat.ppm", "cat.psd", "cat_rle.psd", "cat.hdr"};
+#define N_FILES 10
+#define N_WITH_PIL_PIXELS 9 /* PIL cannot open HDR */
 
 static uint8_t *slurp(const char *name, size_t *len) {
     char path[256];
@@ -32,7 +36,7 @@ static void check_pixels(void) {
     struct st_file *ref = NULL;
     CHECK_INT(st_open("tests/fixtures/img/cat_pixels.safetensors", &ref, &err), 0);
     if (!ref) return;
-    for (int i = 0; i < N_FILES; i++) {
+    for (int i = 0; i < N_WITH_PIL_PIXELS; i++) {
         size_t len;
         uint8_t *buf = slurp(FILES[i], &len);
         CHECK(buf != NULL);
@@ -177,6 +181,51 @@ static void check_broken(void) {
         free(big);
         free(prog);
     }
+    /* Bytes before a JPEG's start marker: PIL refuses it, and stb (which
+     * would skip them) must not get a JPEG to decode. */
+    uint8_t *cat = slurp("cat.jpg", &len);
+    if (cat) {
+        uint8_t *ff = malloc(len + 1);
+        ff[0] = 0xff;
+        memcpy(ff + 1, cat, len);
+        expect_error("jpeg after a fill byte", ff, len + 1, FL_EFORMAT);
+        free(ff);
+        free(cat);
+    }
+    /* HDR whose run-length count is 0: loops forever in stb (CVE-2021-42715). */
+    static const char hdr_hang[] = "#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y 1 +X 8\n\x02\x02\x00\x08\x00";
+    expect_error("hdr zero run", (const uint8_t *)hdr_hang, sizeof hdr_hang - 1, FL_EFORMAT);
+    /* A 16x16 grey PNG whose IDAT inflates to 64 MiB: a decompression bomb
+     * that the header caps alone do not catch. */
+    {
+        const size_t raw = 64u << 20;
+        uint8_t *zeros = calloc(1, raw);
+        uLongf zlen = compressBound(raw);
+        uint8_t *z = malloc(zlen);
+        CHECK(compress2(z, &zlen, zeros, raw, 9) == Z_OK);
+        size_t plen = 8 + 25 + 12 + zlen + 12;
+        uint8_t *bomb = malloc(plen), *p = bomb;
+        memcpy(p, "\x89PNG\r\n\x1a\n", 8), p += 8;
+        put_be32(p, 13), memcpy(p + 4, "IHDR", 4);
+        put_be32(p + 8, 16), put_be32(p + 12, 16);
+        p[16] = 8, p[17] = 0, p[18] = 0, p[19] = 0, p[20] = 0;
+        put_be32(p + 21, (uint32_t)crc32(0, p + 4, 17)), p += 25;
+        put_be32(p, (uint32_t)zlen), memcpy(p + 4, "IDAT", 4), memcpy(p + 8, z, zlen);
+        put_be32(p + 8 + zlen, (uint32_t)crc32(0, p + 4, (uInt)zlen + 4)), p += 12 + zlen;
+        put_be32(p, 0), memcpy(p + 4, "IEND", 4), put_be32(p + 8, (uint32_t)crc32(0, p + 4, 4));
+        expect_error("png zlib bomb", bomb, plen, FL_ELIMIT);
+        free(zeros), free(z), free(bomb);
+    }
+    /* A PNG with an unknown critical chunk: a clean error, printable. */
+    uint8_t *pngc = slurp("cat.png", &len);
+    if (pngc) {
+        memcpy(pngc + 8 + 25 + 4, "Z\x1b[m", 4); /* rename the chunk after IHDR */
+        struct img img;
+        struct fl_err err = {0};
+        CHECK(img_decode(pngc, len, NULL, &img, &err) == FL_EFORMAT);
+        CHECK(strstr(err.msg, "unknown critical chunk 'Z?[m'") != NULL);
+        free(pngc);
+    }
     /* A GIF with a screen but no frame, then one with a frame too big. */
     static const uint8_t gif0[] = {'G', 'I', 'F', '8', '9', 'a', 4, 0, 4, 0, 0, 0, 0, 0x3b};
     expect_error("gif with zero frames", gif0, sizeof gif0, FL_EFORMAT);
@@ -233,8 +282,9 @@ static void check_truncations(void) {
             img_free(&img);
             free(part);
         }
-        /* JPEG: only cuts inside the final EOI marker may decode. */
-        if (strstr(FILES[i], ".jpg")) CHECK(decoded <= 2);
+        /* Only cuts after the pixel data may decode (JPEG EOI, PNG IEND, GIF
+         * trailer, the 26-byte TGA footer), never a file that lost pixels. */
+        CHECK(decoded <= 32);
         fprintf(stderr, "%s: %zu truncations, %d still decode\n", FILES[i], len, decoded);
         free(buf);
     }

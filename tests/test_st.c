@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "../weights/st.h"
+#include "../weights/stw.h"
 #include "test.h"
 
 #define FIXTURE "tests/fixtures/st_basic.safetensors"
@@ -286,8 +287,56 @@ static void check_open_errors(void) {
     st_close(NULL); /* no-op */
 }
 
+/* The C writer: a file with metadata and mixed dtypes reads back intact,
+ * every tensor aligned to its element size. */
+static void check_writer(void) {
+    struct fl_err err = {0};
+    struct stw *w = stw_new();
+    const int64_t s3[] = {3}, s22[] = {2, 2}, s0[] = {0};
+    int a = stw_add(w, "b.i8", ST_I8, 1, s3, &err);
+    int b = stw_add(w, "a.f32", ST_F32, 2, s22, &err);
+    int c = stw_add(w, "c.bf16", ST_BF16, 1, s3, &err);
+    int d = stw_add(w, "empty", ST_F32, 1, s0, &err);
+    CHECK(a == 0 && b == 1 && c == 2 && d == 3);
+    CHECK_INT(stw_add_meta(w, "config", "{\"quote\": \"\\\"\", \"tab\": \"\\t\"}", &err), 0);
+    CHECK_INT(stw_add_meta(w, "note", "line one\nline two", &err), 0);
+    uint8_t *buf;
+    size_t len;
+    CHECK_INT(stw_finish(w, &buf, &len, &err), 0);
+    const float vals[4] = {1.5f, -2.0f, 0.25f, 1e-30f};
+    memcpy(stw_data(w, b), vals, sizeof vals);
+    memcpy(stw_data(w, a), "\x01\xff\x7f", 3);
+    memcpy(stw_data(w, c), "\x80\x3f\x00\x40\x80\xbf", 6); /* 1, 2, -1 */
+    stw_free(w);
+    struct st_file *f = NULL;
+    CHECK_INT(st_open_memory(buf, len, "written.safetensors", &f, &err), 0);
+    if (f) {
+        CHECK_STR(st_metadata(f, "config"), "{\"quote\": \"\\\"\", \"tab\": \"\\t\"}");
+        CHECK_STR(st_metadata(f, "note"), "line one\nline two");
+        const struct st_tensor *t = st_find(f, "a.f32");
+        const float *v = t ? st_f32_view(t) : NULL;
+        CHECK(v && v[0] == 1.5f && v[3] == 1e-30f);
+        t = st_find(f, "c.bf16");
+        float got[3];
+        CHECK(t && st_to_f32(t, got, &err) == 0 && got[0] == 1.0f && got[1] == 2.0f && got[2] == -1.0f);
+        t = st_find(f, "b.i8");
+        CHECK(t && ((const int8_t *)t->data)[1] == -1);
+        CHECK(st_find(f, "empty") && st_find(f, "empty")->n_bytes == 0);
+        for (int i = 0; i < st_n_tensors(f); i++) {
+            const struct st_tensor *u = st_tensor_at(f, i);
+            if (u->n_bytes) CHECK(((uintptr_t)u->data % st_dtype_size(u->dtype)) == 0);
+        }
+        uint64_t hlen = 0; /* our writers start the data section on 64 bytes */
+        for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | buf[i];
+        CHECK_INT((8 + hlen) % 64, 0);
+    }
+    st_close(f);
+    free(buf);
+}
+
 int main(void) {
     check_basic();
+    check_writer();
     check_broken();
     check_truncations_and_flips();
     check_open_errors();

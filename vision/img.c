@@ -16,6 +16,9 @@
  *   - 16-bit samples: stb keeps the high byte (v >> 8), which is what PIL
  *     does for RGB/RGBA/grey+alpha; for 16-bit grey PIL would clip to white,
  *     we keep the high byte too (documented divergence, docs/IMAGES.md).
+ * Before stb sees a file: caps from our own header read, sniff.c's validity
+ * checks (HDR run lengths, unknown critical PNG chunks), truncation, and for
+ * PNG an inflate-and-count pass against decompression bombs (pngz.c).
  * Finally the EXIF orientation is applied.
  */
 #include "img.h"
@@ -27,6 +30,7 @@
 #include <stb_image.h>
 
 #include "jpeg.h"
+#include "pngz.h"
 #include "sniff.h"
 
 const char *img_mode_name(enum img_mode mode) {
@@ -151,15 +155,22 @@ static int decode_pnm(const uint8_t *buf, size_t len, const struct sniff *s,
     return 0;
 }
 
-static const char *stb_reason(void) {
+/* stb's failure text, made safe for a one-line error (stb can build it from
+ * file bytes). */
+static const char *stb_reason(char out[64]) {
     const char *r = stbi_failure_reason();
-    return r ? r : "unknown error";
+    return r ? fl_printable(r, out) : "unknown error";
 }
 
 static int decode_stb(const uint8_t *buf, size_t len, const struct img_limits *lim, struct img *out,
                       struct fl_err *err) {
     int w, h, comp, rc;
+    char why[64];
     if (len > (size_t)0x7fffffff) return fl_err_set(err, FL_ELIMIT, "image data over 2 GiB");
+    /* stb's JPEG test skips 0xFF fill bytes before the SOI marker; PIL does
+     * not, and JPEG belongs to libjpeg: refuse rather than let stb decode. */
+    if (buf[0] == 0xff && len > 1 && (buf[1] == 0xff || buf[1] == 0xd8))
+        return fl_err_set(err, FL_EFORMAT, "not a decodable image (bytes before the JPEG start marker)");
     /* Our own header read first: stb refuses some large sizes with a vague
      * message, and the caps deserve a precise one. */
     struct sniff s;
@@ -170,16 +181,18 @@ static int decode_stb(const uint8_t *buf, size_t len, const struct img_limits *l
         return rc;
     if (s.format == SNIFF_PNM) return decode_pnm(buf, len, &s, lim, out, err);
     if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp))
-        return fl_err_set(err, FL_EFORMAT, "not a decodable image (%s)", stb_reason());
+        return fl_err_set(err, FL_EFORMAT, "not a decodable image (%s)", stb_reason(why));
     if ((rc = img_check_size(w, h, lim, err)) < 0) return rc;
+    if (s.invalid[0]) return fl_err_set(err, FL_EFORMAT, "%s", s.invalid);
     if (s.truncated)
         return fl_err_set(err, FL_EFORMAT, "truncated %s image (the pixel data ends early)",
                           sniff_format_name(s.format));
+    if (s.format == SNIFF_PNG && (rc = pngz_check(buf, len, err)) < 0) return rc;
     int want = s.format == SNIFF_GIF ? 4 : s.channels;
     stbi_uc *px = stbi_load_from_memory(buf, (int)len, &w, &h, &comp, want);
     if (!px)
         return fl_err_set(err, FL_EFORMAT, "invalid %s image (%s)", sniff_format_name(s.format),
-                          stb_reason());
+                          stb_reason(why));
     out->width = w;
     out->height = h;
     out->channels = want;

@@ -17,8 +17,10 @@
  *
  * Work cap: a progressive JPEG may hold any number of scans, each of which
  * libjpeg applies to the whole image (a known denial of service: a tiny file
- * that takes minutes).  A progress monitor stops decoding past JPG_MAX_SCANS
- * scans; real encoders write about 10.
+ * that takes minutes).  A progress monitor stops decoding past a scan budget
+ * that shrinks with the image: 256 scans for small images, down to 32 for
+ * the largest allowed, so that the total work stays within ~30 full passes
+ * over a 50-megapixel image.  Real encoders write about 10 scans.
  */
 #include "jpeg.h"
 
@@ -32,20 +34,26 @@
 
 #include "exif.h"
 
-#define JPG_MAX_SCANS 256
-
 struct jpg_errmgr {
     struct jpeg_error_mgr pub;
     jmp_buf jump;
     int hit_eof;
     int too_many_scans;
+    int max_scans;
 };
+
+/* The scan budget: (2^30 samples) / (samples per scan), within [32, 256]. */
+static int scan_budget(const struct jpeg_decompress_struct *c) {
+    uint64_t samples = (uint64_t)c->image_width * c->image_height * (uint64_t)c->num_components;
+    uint64_t budget = samples ? (1ull << 30) / samples : 256;
+    return budget < 32 ? 32 : budget > 256 ? 256 : (int)budget;
+}
 
 static void on_progress(j_common_ptr cinfo) {
     if (!cinfo->is_decompressor) return;
     j_decompress_ptr d = (j_decompress_ptr)cinfo;
     struct jpg_errmgr *em = (struct jpg_errmgr *)cinfo->err;
-    if (d->input_scan_number > JPG_MAX_SCANS) {
+    if (d->input_scan_number > em->max_scans) {
         em->too_many_scans = 1;
         longjmp(em->jump, 1);
     }
@@ -80,13 +88,14 @@ int jpg_decode(const uint8_t *buf, size_t len, const struct img_limits *lim, str
     em.pub.output_message = on_output_message;
     em.hit_eof = 0;
     em.too_many_scans = 0;
+    em.max_scans = 256;
     if (setjmp(em.jump)) {
         char msg[JMSG_LENGTH_MAX];
         em.pub.format_message((j_common_ptr)&cinfo, msg);
         jpeg_destroy_decompress(&cinfo);
         free(px);
         if (em.too_many_scans)
-            return fl_err_set(err, FL_ELIMIT, "JPEG has more than %d scans", JPG_MAX_SCANS);
+            return fl_err_set(err, FL_ELIMIT, "JPEG has more than %d scans for its size", em.max_scans);
         return fl_err_set(err, FL_EFORMAT, "invalid JPEG: %s", msg);
     }
     jpeg_create_decompress(&cinfo);
@@ -117,6 +126,7 @@ int jpg_decode(const uint8_t *buf, size_t len, const struct img_limits *lim, str
     }
     if ((rc = img_check_size((int)cinfo.image_width, (int)cinfo.image_height, lim, err)) < 0)
         goto done;
+    em.max_scans = scan_budget(&cinfo);
 
     jpeg_start_decompress(&cinfo);
     int w = (int)cinfo.output_width, h = (int)cinfo.output_height;

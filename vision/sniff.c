@@ -14,9 +14,17 @@
  *   PNM  P5 "L" ("I" when maxval > 255), P6 "RGB"; samples rescaled as
  *        min(out, round(v / maxval * out)), out = 255 (65535 for "I").
  *   PSD  3 channels "RGB", exactly 4 "RGBA", 5 or more "RGB".
+ *
+ * Validity checks that protect stb_image (Debian's stb 2.27):
+ *   PNG  an unknown critical chunk is refused here; stb would build its error
+ *        text from the raw chunk bytes in a static (shared) buffer.
+ *   HDR  the run-length scanlines are walked as stb walks them; a run count
+ *        of 0 would loop forever in stb (CVE-2021-42715).
  */
+#include <stdio.h>
 #include "sniff.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "exif.h"
@@ -79,6 +87,13 @@ static void sniff_png(const uint8_t *b, size_t n, struct sniff *s) {
                 if (p < len && !xmp) xmp = xmp_orientation(data + p, len - p);
             }
         } else if (!memcmp(type, "IEND", 4)) {
+            break;
+        } else if (!(type[0] & 0x20) && memcmp(type, "PLTE", 4) && memcmp(type, "IDAT", 4) &&
+                   memcmp(type, "CgBI", 4)) {
+            char name[5] = {0}, pn[64];
+            memcpy(name, type, 4);
+            snprintf(s->invalid, sizeof s->invalid, "PNG has an unknown critical chunk '%s'",
+                     fl_printable(name, pn));
             break;
         }
         at += 12 + (size_t)len;
@@ -220,10 +235,23 @@ static void sniff_tga(const uint8_t *b, size_t n, struct sniff *s) {
     unsigned type = b[2] & ~8u, bpp = b[16];
     s->width = (int)le16(b + 12);
     s->height = (int)le16(b + 14);
-    if (!(b[2] & 8)) { /* uncompressed: the pixel bytes must all be there */
-        uint64_t cmap = b[1] == 1 ? (uint64_t)le16(b + 5) * ((b[7] + 7u) / 8) : 0;
-        uint64_t need = 18 + (uint64_t)b[0] + cmap + (uint64_t)s->width * s->height * ((bpp + 7) / 8);
-        if (need > n) s->truncated = 1;
+    /* The pixel data must all be there (stb would pad with zeros). */
+    uint64_t cmap = b[1] == 1 ? (uint64_t)le16(b + 5) * ((b[7] + 7u) / 8) : 0;
+    uint64_t at = 18 + (uint64_t)b[0] + cmap, pixel = (bpp + 7) / 8;
+    uint64_t total = (uint64_t)s->width * s->height;
+    if (!(b[2] & 8)) {
+        if (at + total * pixel > n) s->truncated = 1;
+    } else { /* run-length packets: 1 header byte, then 1 pixel (run) or count pixels (raw) */
+        for (uint64_t done = 0; done < total;) {
+            if (at >= n) {
+                s->truncated = 1;
+                break;
+            }
+            unsigned h = b[at++], count = (h & 127) + 1;
+            at += (h & 128) ? pixel : count * pixel;
+            done += count;
+        }
+        if (at > n) s->truncated = 1;
     }
     if (type == 1) set_mode(s, IMG_MODE_P, 0);
     else if (type == 3) set_mode(s, bpp == 16 ? IMG_MODE_LA : IMG_MODE_L, 0);
@@ -260,6 +288,77 @@ static void sniff_pnm(const uint8_t *b, size_t n, struct sniff *s) {
     }
 }
 
+/* One header line as stb reads it: up to '\n', at most 1023 characters
+ * kept.  Returns 0 at the end of the data. */
+static int hdr_line(const uint8_t *b, size_t n, size_t *at, char line[1024]) {
+    if (*at >= n) return 0;
+    size_t k = 0;
+    while (*at < n && b[*at] != '\n') {
+        if (k < 1023) line[k++] = (char)b[*at];
+        (*at)++;
+    }
+    (*at)++; /* the newline */
+    line[k] = 0;
+    return 1;
+}
+
+static void sniff_hdr(const uint8_t *b, size_t n, struct sniff *s) {
+    char line[1024];
+    size_t at = 0;
+    if (!hdr_line(b, n, &at, line)) return;
+    while (hdr_line(b, n, &at, line) && line[0]) {
+    }
+    if (!hdr_line(b, n, &at, line) || strncmp(line, "-Y ", 3)) return; /* stb reports it */
+    char *p = line + 3;
+    long h = strtol(p, &p, 10);
+    while (*p == ' ') p++;
+    if (strncmp(p, "+X ", 3)) return;
+    long w = strtol(p + 3, NULL, 10);
+    if (w <= 0 || h <= 0 || w > 1 << 24 || h > 1 << 24) return;
+    s->width = (int)w;
+    s->height = (int)h;
+    uint64_t flat = (uint64_t)w * (uint64_t)h * 4;
+    if (w < 8 || w >= 32768) {
+        if (at + flat > n) s->truncated = 1;
+        return;
+    }
+    for (long y = 0; y < h; y++) {
+        if (at + 4 > n) {
+            s->truncated = 1;
+            return;
+        }
+        if (b[at] != 2 || b[at + 1] != 2 || (b[at + 2] & 0x80)) {
+            /* not run-length encoded: stb reads the whole image flat from here */
+            if (at + flat > n) s->truncated = 1;
+            return;
+        }
+        if (((long)b[at + 2] << 8 | b[at + 3]) != w) return; /* stb: "invalid decoded scanline length" */
+        at += 4;
+        for (int k = 0; k < 4; k++) {
+            long left = w;
+            while (left > 0) {
+                if (at >= n) {
+                    s->truncated = 1;
+                    return;
+                }
+                unsigned count = b[at++];
+                if (count > 128) {
+                    count -= 128;
+                    at++;
+                } else {
+                    at += count;
+                }
+                if (count == 0 || (long)count > left) {
+                    snprintf(s->invalid, sizeof s->invalid, "bad run-length data in HDR scanline %ld", y);
+                    return;
+                }
+                left -= (long)count;
+            }
+        }
+    }
+    if (at > n) s->truncated = 1;
+}
+
 static void sniff_psd(const uint8_t *b, size_t n, struct sniff *s) {
     set_mode(s, IMG_MODE_RGB, 0);
     if (n < 26) return;
@@ -281,9 +380,18 @@ static void sniff_psd(const uint8_t *b, size_t n, struct sniff *s) {
         s->truncated = 1;
         return;
     }
-    if (be16(b + at) == 0) { /* raw: stb reads up to 4 channel planes */
-        uint64_t planes = channels < 4 ? channels : 4;
+    uint64_t planes = channels < 4 ? channels : 4; /* stb reads at most 4 */
+    if (be16(b + at) == 0) { /* raw planes */
         if (at + 2 + planes * (uint64_t)w * h * (depth / 8) > n) s->truncated = 1;
+    } else if (be16(b + at) == 1) { /* PackBits: a u16 byte count per row and channel, then rows */
+        uint64_t rows = (uint64_t)h * channels, data = 0;
+        at += 2;
+        if (at + 2 * rows > n) {
+            s->truncated = 1;
+            return;
+        }
+        for (uint64_t r = 0; r < rows; r++) data += be16(b + at + 2 * r);
+        if (at + 2 * rows + data > n) s->truncated = 1;
     }
 }
 
@@ -311,6 +419,7 @@ void sniff_image(const uint8_t *b, size_t n, struct sniff *s) {
         sniff_pnm(b, n, s);
     } else if (n >= 6 && (!memcmp(b, "#?RADIANCE", n < 10 ? n : 10) || !memcmp(b, "#?RGBE", 6))) {
         s->format = SNIFF_HDR;
+        sniff_hdr(b, n, s);
     } else {
         s->format = SNIFF_TGA; /* stb tries TGA last: it has no magic */
         sniff_tga(b, n, s);

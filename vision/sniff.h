@@ -30,6 +30,7 @@ struct sniff {
     int orientation;    /* EXIF Orientation (PNG eXIf or XMP), 0 when none */
     int width, height;  /* from the header, 0 when unknown: caps are checked on them first */
     int truncated;      /* the pixel data ends before the header says it should */
+    char invalid[96];   /* non-empty: why the data is unusable (checked before stb runs) */
 
     /* PNM (P5/P6), decoded by img.c itself: stb's reader neither checks for
      * truncation nor byte-swaps 16-bit samples. */

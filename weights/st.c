@@ -50,19 +50,6 @@ static const struct {
 size_t st_dtype_size(enum st_dtype dt) { return dtype_info[dt].size; }
 const char *st_dtype_name(enum st_dtype dt) { return dtype_info[dt].name; }
 
-/* Copies at most 60 characters of s into out with anything unprintable
- * replaced, so that a hostile name cannot break the one-line error. */
-static const char *printable(const char *s, char out[64]) {
-    size_t i = 0;
-    for (; s[i] && i < 60; i++) out[i] = (s[i] >= 0x20 && s[i] < 0x7f) ? s[i] : '?';
-    if (s[i]) {
-        out[i++] = '.';
-        out[i++] = '.';
-    }
-    out[i] = 0;
-    return out;
-}
-
 /* A JSON number that is an integer in [0, 2^53]: exactly representable. */
 static int json_uint(const cJSON *item, uint64_t *out) {
     if (!cJSON_IsNumber(item)) return 0;
@@ -90,7 +77,7 @@ static int cmp_meta_key(const void *a, const void *b) {
 static int parse_tensor(const cJSON *item, struct st_tensor *t, size_t data_size,
                         struct fl_err *err) {
     char pn[64];
-    const char *name = printable(item->string, pn);
+    const char *name = fl_printable(item->string, pn);
     if (!cJSON_IsObject(item))
         return fl_err_set(err, FL_EFORMAT, "tensor '%s': entry is not a JSON object", name);
 
@@ -103,7 +90,7 @@ static int parse_tensor(const cJSON *item, struct st_tensor *t, size_t data_size
     if (dt < 0) {
         char pd[64];
         return fl_err_set(err, FL_EFORMAT, "tensor '%s': unknown dtype '%s'", name,
-                          printable(dtype->valuestring, pd));
+                          fl_printable(dtype->valuestring, pd));
     }
 
     const cJSON *shape = cJSON_GetObjectItemCaseSensitive(item, "shape");
@@ -170,7 +157,7 @@ static int parse_metadata(struct st_file *f, const cJSON *obj, struct fl_err *er
         char pk[64];
         if (!cJSON_IsString(it))
             return fl_err_set(err, FL_EFORMAT, "__metadata__ value '%s' is not a string",
-                              printable(it->string, pk));
+                              fl_printable(it->string, pk));
         f->meta[f->n_meta].key = it->string;
         f->meta[f->n_meta].value = it->valuestring;
         f->n_meta++;
@@ -180,9 +167,27 @@ static int parse_metadata(struct st_file *f, const cJSON *obj, struct fl_err *er
         char pk[64];
         if (strcmp(f->meta[i - 1].key, f->meta[i].key) == 0)
             return fl_err_set(err, FL_EFORMAT, "duplicate __metadata__ key '%s'",
-                              printable(f->meta[i].key, pk));
+                              fl_printable(f->meta[i].key, pk));
     }
     return 0;
+}
+
+/* Counts JSON value separators and openers outside strings. */
+static size_t count_json_values(const char *p, size_t n) {
+    size_t count = 0;
+    int in_string = 0;
+    for (size_t i = 0; i < n; i++) {
+        char c = p[i];
+        if (in_string) {
+            if (c == '\\') i++;
+            else if (c == '"') in_string = 0;
+        } else if (c == '"') {
+            in_string = 1;
+        } else if (c == ',' || c == '[' || c == '{' || c == ':') {
+            count++;
+        }
+    }
+    return count;
 }
 
 static int parse(struct st_file *f, struct fl_err *err) {
@@ -203,6 +208,10 @@ static int parse(struct st_file *f, struct fl_err *err) {
 
     const char *hdr = (const char *)f->base + 8;
     const char *end = NULL;
+    size_t values = count_json_values(hdr, (size_t)hlen);
+    if (values > ST_MAX_HEADER_VALUES)
+        return fl_err_set(err, FL_ELIMIT, "header holds over %zu JSON values; the cap is %u", values,
+                          ST_MAX_HEADER_VALUES);
     f->root = cJSON_ParseWithLengthOpts(hdr, (size_t)hlen, &end, 0);
     if (!f->root) {
         size_t at = end && end >= hdr ? (size_t)(end - hdr) : 0;
@@ -238,7 +247,7 @@ static int parse(struct st_file *f, struct fl_err *err) {
         char pn[64];
         if (strcmp(f->tensors[i - 1].name, f->tensors[i].name) == 0)
             return fl_err_set(err, FL_EFORMAT, "duplicate tensor name '%s'",
-                              printable(f->tensors[i].name, pn));
+                              fl_printable(f->tensors[i].name, pn));
     }
 
     /* Overlap check over the non-empty tensors, in offset order. */
@@ -254,7 +263,7 @@ static int parse(struct st_file *f, struct fl_err *err) {
         if (a->offset + a->n_bytes > b->offset) {
             char pa[64], pb[64];
             rc = fl_err_set(err, FL_EFORMAT, "tensors '%s' and '%s' overlap (bytes %zu..%zu and %zu..%zu)",
-                            printable(a->name, pa), printable(b->name, pb), a->offset,
+                            fl_printable(a->name, pa), fl_printable(b->name, pb), a->offset,
                             a->offset + a->n_bytes, b->offset, b->offset + b->n_bytes);
         }
     }
@@ -408,7 +417,7 @@ int st_to_f32(const struct st_tensor *t, float *dst, struct fl_err *err) {
     default: {
         char pn[64];
         return fl_err_set(err, FL_EFORMAT, "tensor '%s' is %s; a float tensor is needed",
-                          printable(t->name, pn), st_dtype_name(t->dtype));
+                          fl_printable(t->name, pn), st_dtype_name(t->dtype));
     }
     }
 }

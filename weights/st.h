@@ -13,7 +13,7 @@
  * The file is mapped read-only and never copied: tensor data pointers point
  * into the mapping and stay valid until st_close.  Everything in the header is
  * validated at open time, so later code can trust shapes, sizes and offsets:
- * header length capped (ST_MAX_HEADER), every tensor inside the file, byte
+ * header length and JSON value count capped, every tensor inside the file, byte
  * length equal to dtype size x shape product (overflow-checked), no two
  * tensors overlapping, no duplicate names, known dtypes only.  A hostile or
  * truncated file gives one error line naming the file and the problem.
@@ -30,6 +30,10 @@
 
 #define ST_MAX_DIMS 8
 #define ST_MAX_HEADER (64u << 20) /* 64 MiB: GPT-NeoX's tokenizer.json is ~2 MiB */
+/* JSON values outside strings: a real header has about 10 per tensor (the
+ * tokenizer is one string), while "0," costs the parser 64 bytes for 2 of
+ * header, so this caps the parse at ~128 MB whatever the header holds. */
+#define ST_MAX_HEADER_VALUES (2u << 20)
 
 enum st_dtype { ST_F32, ST_F16, ST_BF16, ST_I8, ST_U8, ST_I32 };
 

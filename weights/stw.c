@@ -93,7 +93,12 @@ int stw_finish(struct stw *w, uint8_t **buf, size_t *len, struct fl_err *err) {
         offset += sorted[i].n_bytes;
     }
     if (w->meta) {
-        cJSON_AddItemReferenceToObject(root, "__metadata__", w->meta);
+        cJSON *copy = cJSON_Duplicate(w->meta, 1);
+        if (!copy || !cJSON_AddItemToObject(root, "__metadata__", copy)) {
+            cJSON_Delete(copy);
+            rc = fl_err_set(err, FL_ENOMEM, "out of memory");
+            goto done;
+        }
     }
     for (int i = 0; i < w->n; i++) {
         const struct stw_tensor *t = &sorted[i];
@@ -129,7 +134,6 @@ int stw_finish(struct stw *w, uint8_t **buf, size_t *len, struct fl_err *err) {
     *buf = out;
     *len = total;
 done:
-    if (root && w->meta) cJSON_DetachItemFromObject(root, "__metadata__");
     cJSON_Delete(root);
     cJSON_free(json);
     free(sorted);

@@ -98,9 +98,68 @@ def make_clip():
         print("wrote", model_path, "tokens", tokens.shape, "max |t|", float(np.abs(tokens).max()))
 
 
+def _psd_rgb(a):
+    """A minimal raw (uncompressed) 8-bit RGB PSD; PIL reads these, cannot write them."""
+    import struct
+
+    h, w, _ = a.shape
+    head = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, h, w, 8, 3)
+    return head + struct.pack(">III", 0, 0, 0) + struct.pack(">H", 0) + a.transpose(2, 0, 1).tobytes()
+
+
+def _psd_rgb_packbits(a):
+    """The same, with PackBits rows (literal runs and repeats)."""
+    import struct
+
+    h, w, _ = a.shape
+    rows = []
+    for c in range(3):
+        for y in range(h):
+            row, out, i = a[y, :, c].tobytes(), bytearray(), 0
+            while i < w:
+                j = i
+                while j < w and j - i < 128 and row[j] == row[i]:
+                    j += 1
+                if j - i >= 3:                        # a repeat run
+                    out += bytes([257 - (j - i), row[i]])
+                    i = j
+                else:                                  # a literal run up to the next repeat
+                    j = i
+                    while j < w and j - i < 128 and not (j + 2 < w and row[j] == row[j + 1] == row[j + 2]):
+                        j += 1
+                    j = max(j, i + 1)
+                    out += bytes([j - i - 1]) + row[i:j]
+                    i = j
+            rows.append(bytes(out))
+    head = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, h, w, 8, 3)
+    counts = b"".join(struct.pack(">H", len(r)) for r in rows)
+    return head + struct.pack(">III", 0, 0, 0) + struct.pack(">H", 1) + counts + b"".join(rows)
+
+
+def _hdr_rle(a):
+    """A Radiance HDR with run-length scanlines (dumps only), from u8 RGB."""
+    h, w, _ = a.shape
+    f = a.astype(np.float64) / 255.0 + 1e-6
+    m = f.max(axis=2)
+    e = np.ceil(np.log2(m)).astype(int)
+    rgbe = np.zeros((h, w, 4), np.uint8)
+    rgbe[..., :3] = np.clip(f / (2.0 ** e)[..., None] * 256, 0, 255).astype(np.uint8)
+    rgbe[..., 3] = (e + 128).astype(np.uint8)
+    out = bytearray(b"#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y %d +X %d\n" % (h, w))
+    for y in range(h):
+        out += bytes([2, 2, w >> 8, w & 255])
+        for c in range(4):
+            row = rgbe[y, :, c].tobytes()
+            for i in range(0, w, 128):
+                chunk = row[i:i + 128]
+                out += bytes([len(chunk)]) + chunk
+    return bytes(out)
+
+
 def make_images():
     """Small real-photo files for test_img.c (decoding, truncation, fuzzing),
-    cut from python3-skimage's chelsea.png, and their PIL-decoded pixels."""
+    cut from python3-skimage's chelsea.png, and their PIL-decoded pixels
+    (cat_pixels.safetensors; none for the HDR, which PIL cannot open)."""
     from PIL import Image
 
     src = Image.open("/usr/lib/python3/dist-packages/skimage/data/chelsea.png").convert("RGB")
@@ -112,8 +171,17 @@ def make_images():
     crop.save(os.path.join(d, "cat.png"))
     crop.quantize(colors=32).save(os.path.join(d, "cat.gif"))
     crop.save(os.path.join(d, "cat.bmp"))
+    crop.save(os.path.join(d, "cat_rle.tga"), compression="tga_rle")
+    crop.save(os.path.join(d, "cat.ppm"))
+    with open(os.path.join(d, "cat.psd"), "wb") as f:
+        f.write(_psd_rgb(np.asarray(crop)))
+    with open(os.path.join(d, "cat_rle.psd"), "wb") as f:
+        f.write(_psd_rgb_packbits(np.asarray(crop)))
+    with open(os.path.join(d, "cat.hdr"), "wb") as f:
+        f.write(_hdr_rle(np.asarray(crop)))
     ref = {}
-    for n in ("cat.jpg", "cat_progressive.jpg", "cat.png", "cat.gif", "cat.bmp"):
+    for n in ("cat.jpg", "cat_progressive.jpg", "cat.png", "cat.gif", "cat.bmp", "cat_rle.tga",
+              "cat.ppm", "cat.psd", "cat_rle.psd"):
         ref[n.replace(".", "_")] = np.asarray(Image.open(os.path.join(d, n)).convert("RGB"))
     stfile.write(os.path.join(d, "cat_pixels.safetensors"), ref)
     print("wrote", d)

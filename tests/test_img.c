@@ -226,6 +226,13 @@ static void check_broken(void) {
         CHECK(strstr(err.msg, "unknown critical chunk 'Z?[m'") != NULL);
         free(pngc);
     }
+    /* Softimage PIC: refused (stb's reader crashed on this fuzzer-found file). */
+    {
+        uint8_t pic[109] = {0x53, 0x80, 0xf6, 0x34, 0x40, 0x6d, 0x70, 0xa4};
+        memcpy(pic + 41, "PICT\x00\x04\x00\x03\x3f\x80\x00\x00\x00\x03\x00\x00\x00\x08\xdd\x93\x4f\x4e\x36\x4a", 24);
+        memcpy(pic + 88, "PICT\x00\x04\x00\x03\x3f\x80\x00\x00\x00\x03\x00\x00\x00\x08\xdd\x4f\x36", 21);
+        expect_error("softimage pic", pic, sizeof pic, FL_EUNSUPPORTED);
+    }
     /* A GIF with a screen but no frame, then one with a frame too big. */
     static const uint8_t gif0[] = {'G', 'I', 'F', '8', '9', 'a', 4, 0, 4, 0, 0, 0, 0, 0x3b};
     expect_error("gif with zero frames", gif0, sizeof gif0, FL_EFORMAT);

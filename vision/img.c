@@ -183,6 +183,8 @@ static int decode_stb(const uint8_t *buf, size_t len, const struct img_limits *l
     if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp))
         return fl_err_set(err, FL_EFORMAT, "not a decodable image (%s)", stb_reason(why));
     if ((rc = img_check_size(w, h, lim, err)) < 0) return rc;
+    if (s.format == SNIFF_PIC) /* stb's Softimage PIC reader crashes on crafted files */
+        return fl_err_set(err, FL_EUNSUPPORTED, "Softimage PIC images are not supported");
     if (s.invalid[0]) return fl_err_set(err, FL_EFORMAT, "%s", s.invalid);
     if (s.truncated)
         return fl_err_set(err, FL_EFORMAT, "truncated %s image (the pixel data ends early)",

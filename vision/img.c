@@ -175,6 +175,8 @@ static int decode_stb(const uint8_t *buf, size_t len, const struct img_limits *l
      * message, and the caps deserve a precise one. */
     struct sniff s;
     sniff_image(buf, len, &s);
+    if (s.format == SNIFF_PIC) /* stb's Softimage PIC reader crashes on crafted files */
+        return fl_err_set(err, FL_EUNSUPPORTED, "Softimage PIC images are not supported");
     /* (TGA has no magic number: any bytes "are" a TGA until stb agrees.) */
     if (s.format != SNIFF_TGA && s.width && s.height &&
         (rc = img_check_size(s.width, s.height, lim, err)) < 0)
@@ -183,8 +185,6 @@ static int decode_stb(const uint8_t *buf, size_t len, const struct img_limits *l
     if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp))
         return fl_err_set(err, FL_EFORMAT, "not a decodable image (%s)", stb_reason(why));
     if ((rc = img_check_size(w, h, lim, err)) < 0) return rc;
-    if (s.format == SNIFF_PIC) /* stb's Softimage PIC reader crashes on crafted files */
-        return fl_err_set(err, FL_EUNSUPPORTED, "Softimage PIC images are not supported");
     if (s.invalid[0]) return fl_err_set(err, FL_EFORMAT, "%s", s.invalid);
     if (s.truncated)
         return fl_err_set(err, FL_EFORMAT, "truncated %s image (the pixel data ends early)",

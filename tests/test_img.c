@@ -18,9 +18,10 @@
 #include "test.h"
 
 static const char *FILES[] = {"cat.jpg", "cat_progressive.jpg", "cat.png", "cat.gif", "cat.bmp",
-                              "cat_rle.tga", "cat.ppm", "cat.psd", "cat_rle.psd", "cat.hdr"};
-#define N_FILES 10
-#define N_WITH_PIL_PIXELS 9 /* PIL cannot open HDR */
+                              "cat_rle.tga", "cat.ppm", "cat.psd", "cat_rle.psd", "cat_rgba.psd",
+                              "cat.hdr"};
+#define N_FILES 11
+#define N_WITH_PIL_PIXELS 10 /* PIL cannot open HDR */
 
 static uint8_t *slurp(const char *name, size_t *len) {
     char path[256];
@@ -61,7 +62,9 @@ static void check_pixels(void) {
             }
             if (bad) fprintf(stderr, "%s: %d channel values differ from PIL\n", FILES[i], bad);
             CHECK_INT(bad, 0);
-            CHECK_INT(img.mode, strstr(FILES[i], ".gif") ? IMG_MODE_P : IMG_MODE_RGB);
+            CHECK_INT(img.mode, strstr(FILES[i], ".gif")    ? IMG_MODE_P
+                                : strstr(FILES[i], "rgba") ? IMG_MODE_RGBA
+                                                           : IMG_MODE_RGB);
         }
         img_free(&img);
         free(buf);
@@ -232,6 +235,14 @@ static void check_broken(void) {
         memcpy(pic + 41, "PICT\x00\x04\x00\x03\x3f\x80\x00\x00\x00\x03\x00\x00\x00\x08\xdd\x93\x4f\x4e\x36\x4a", 24);
         memcpy(pic + 88, "PICT\x00\x04\x00\x03\x3f\x80\x00\x00\x00\x03\x00\x00\x00\x08\xdd\x4f\x36", 21);
         expect_error("softimage pic", pic, sizeof pic, FL_EUNSUPPORTED);
+    }
+    /* A PNG whose last 8 bytes are a chunk header claiming 2 GiB (stb would
+     * realloc to that before noticing): truncated. */
+    uint8_t *pngt = slurp("cat.png", &len);
+    if (pngt) {
+        memcpy(pngt + len - 12, "\x80\x00\x00\x00IDAT", 8); /* over IEND */
+        expect_error("png dangling chunk header", pngt, len - 4, FL_EFORMAT);
+        free(pngt);
     }
     /* A GIF with a screen but no frame, then one with a frame too big. */
     static const uint8_t gif0[] = {'G', 'I', 'F', '8', '9', 'a', 4, 0, 4, 0, 0, 0, 0, 0x3b};

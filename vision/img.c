@@ -8,6 +8,8 @@
  *   - GIF: PIL paints a transparent pixel in its palette colour and the area
  *     outside the first frame with index 0 (or the transparency index); stb
  *     leaves both transparent black or paints the background.
+ *   - PSD is decoded by psd.c, not by stb (whose un-matting of 4-channel
+ *     files is undefined behaviour on crafted data and differs from PIL).
  *   - PNM (P5/P6) is decoded here, not by stb (which reads truncated files
  *     into uninitialised memory and does not byte-swap 16-bit samples), with
  *     PIL's rescaling for maxval != 255: min(out, round(v / maxval * out)).
@@ -31,6 +33,7 @@
 
 #include "jpeg.h"
 #include "pngz.h"
+#include "psd.h"
 #include "sniff.h"
 
 const char *img_mode_name(enum img_mode mode) {
@@ -182,6 +185,7 @@ static int decode_stb(const uint8_t *buf, size_t len, const struct img_limits *l
         (rc = img_check_size(s.width, s.height, lim, err)) < 0)
         return rc;
     if (s.format == SNIFF_PNM) return decode_pnm(buf, len, &s, lim, out, err);
+    if (s.format == SNIFF_PSD) return psd_decode(buf, len, lim, out, err);
     if (!stbi_info_from_memory(buf, (int)len, &w, &h, &comp))
         return fl_err_set(err, FL_EFORMAT, "not a decodable image (%s)", stb_reason(why));
     if ((rc = img_check_size(w, h, lim, err)) < 0) return rc;

@@ -49,7 +49,10 @@ int pngz_check(const uint8_t *buf, size_t len, struct fl_err *err) {
     for (size_t at = 8; at + 12 <= len && !ended;) {
         uint32_t clen = be32(buf + at);
         const uint8_t *type = buf + at + 4, *data = buf + at + 8;
-        if (clen > len - at - 12) break; /* stb and PIL fail on this too */
+        if (clen > len - at - 12) { /* stb would first realloc to the claimed length */
+            rc = fl_err_set(err, FL_EFORMAT, "truncated PNG (a chunk runs past the end of the file)");
+            break;
+        }
         if (!memcmp(type, "CgBI", 4)) {
             raw_deflate = 1; /* Apple's PNGs: deflate without the zlib wrapper */
         } else if (!memcmp(type, "IHDR", 4) && clen >= 13) {

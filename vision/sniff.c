@@ -13,7 +13,7 @@
  *   TGA  colour-mapped "P"; grey 8 "L", 16 "LA"; colour 15/16/24 "RGB", 32 "RGBA".
  *   PNM  P5 "L" ("I" when maxval > 255), P6 "RGB"; samples rescaled as
  *        min(out, round(v / maxval * out)), out = 255 (65535 for "I").
- *   PSD  3 channels "RGB", exactly 4 "RGBA", 5 or more "RGB".
+ *   PSD  3 channels "RGB", exactly 4 "RGBA", 5 or more "RGB" (psd.c decodes).
  *
  * Validity checks that protect stb_image (Debian's stb 2.27):
  *   PNG  an unknown critical chunk is refused here; stb would build its error
@@ -60,12 +60,15 @@ static int xmp_orientation(const uint8_t *p, size_t n) {
 }
 
 static void sniff_png(const uint8_t *b, size_t n, struct sniff *s) {
-    int depth = 8, ctype = 2, trns = 0, exif = 0, xmp = 0;
+    int depth = 8, ctype = 2, trns = 0, exif = 0, xmp = 0, end = 0;
     size_t at = 8;
-    while (at + 12 <= n) {
+    while (at + 12 <= n && !end) {
         uint32_t len = be32(b + at);
         const uint8_t *type = b + at + 4, *data = b + at + 8;
-        if (len > n - at - 12) break;
+        if (len > n - at - 12) { /* a chunk cut short: PIL calls the file truncated */
+            s->truncated = 1;
+            break;
+        }
         if (!memcmp(type, "IHDR", 4) && len >= 13) {
             s->width = (int)(be32(data) > 0x7fffffff ? 0x7fffffff : be32(data));
             s->height = (int)(be32(data + 4) > 0x7fffffff ? 0x7fffffff : be32(data + 4));
@@ -87,7 +90,8 @@ static void sniff_png(const uint8_t *b, size_t n, struct sniff *s) {
                 if (p < len && !xmp) xmp = xmp_orientation(data + p, len - p);
             }
         } else if (!memcmp(type, "IEND", 4)) {
-            break;
+            end = 1;
+            continue;
         } else if (!(type[0] & 0x20) && memcmp(type, "PLTE", 4) && memcmp(type, "IDAT", 4) &&
                    memcmp(type, "CgBI", 4)) {
             char name[5] = {0}, pn[64];
@@ -98,6 +102,9 @@ static void sniff_png(const uint8_t *b, size_t n, struct sniff *s) {
         }
         at += 12 + (size_t)len;
     }
+    /* Bytes left over that cannot hold a whole chunk: stb would read a chunk
+     * header from them (and realloc to whatever length it claims). */
+    if (!end && at < n && at + 12 > n) s->truncated = 1;
     s->orientation = exif ? exif : xmp;
     switch (ctype) {
     case 0: set_mode(s, depth == 1 ? IMG_MODE_1 : IMG_MODE_L, trns); break;
@@ -360,39 +367,8 @@ static void sniff_hdr(const uint8_t *b, size_t n, struct sniff *s) {
 }
 
 static void sniff_psd(const uint8_t *b, size_t n, struct sniff *s) {
-    set_mode(s, IMG_MODE_RGB, 0);
-    if (n < 26) return;
-    unsigned channels = be16(b + 12), depth = be16(b + 22);
-    if (channels == 4) set_mode(s, IMG_MODE_RGBA, 0);
-    uint32_t h = be32(b + 14), w = be32(b + 18);
-    s->width = w > 0x7fffffff ? 0x7fffffff : (int)w;
-    s->height = h > 0x7fffffff ? 0x7fffffff : (int)h;
-    /* skip the colour-mode, resources and layer sections to the raw data */
-    uint64_t at = 26;
-    for (int sec = 0; sec < 3; sec++) {
-        if (at + 4 > n) {
-            s->truncated = 1;
-            return;
-        }
-        at += 4 + (uint64_t)be32(b + at);
-    }
-    if (at + 2 > n) {
-        s->truncated = 1;
-        return;
-    }
-    uint64_t planes = channels < 4 ? channels : 4; /* stb reads at most 4 */
-    if (be16(b + at) == 0) { /* raw planes */
-        if (at + 2 + planes * (uint64_t)w * h * (depth / 8) > n) s->truncated = 1;
-    } else if (be16(b + at) == 1) { /* PackBits: a u16 byte count per row and channel, then rows */
-        uint64_t rows = (uint64_t)h * channels, data = 0;
-        at += 2;
-        if (at + 2 * rows > n) {
-            s->truncated = 1;
-            return;
-        }
-        for (uint64_t r = 0; r < rows; r++) data += be16(b + at + 2 * r);
-        if (at + 2 * rows + data > n) s->truncated = 1;
-    }
+    set_mode(s, IMG_MODE_RGB, 0); /* psd.c decodes it and checks everything */
+    if (n >= 26 && be16(b + 12) == 4) set_mode(s, IMG_MODE_RGBA, 0);
 }
 
 void sniff_image(const uint8_t *b, size_t n, struct sniff *s) {

@@ -99,11 +99,11 @@ def make_clip():
 
 
 def _psd_rgb(a):
-    """A minimal raw (uncompressed) 8-bit RGB PSD; PIL reads these, cannot write them."""
+    """A minimal raw (uncompressed) 8-bit RGB(A) PSD; PIL reads these, cannot write them."""
     import struct
 
-    h, w, _ = a.shape
-    head = b"8BPS" + struct.pack(">H6xHIIHH", 1, 3, h, w, 8, 3)
+    h, w, c = a.shape
+    head = b"8BPS" + struct.pack(">H6xHIIHH", 1, c, h, w, 8, 3)
     return head + struct.pack(">III", 0, 0, 0) + struct.pack(">H", 0) + a.transpose(2, 0, 1).tobytes()
 
 
@@ -175,13 +175,16 @@ def make_images():
     crop.save(os.path.join(d, "cat.ppm"))
     with open(os.path.join(d, "cat.psd"), "wb") as f:
         f.write(_psd_rgb(np.asarray(crop)))
+    alpha = (np.arange(64, dtype=np.uint8)[None, :, None] * 4) * np.ones((48, 1, 1), np.uint8)
+    with open(os.path.join(d, "cat_rgba.psd"), "wb") as f:
+        f.write(_psd_rgb(np.concatenate([np.asarray(crop), alpha], axis=2)))
     with open(os.path.join(d, "cat_rle.psd"), "wb") as f:
         f.write(_psd_rgb_packbits(np.asarray(crop)))
     with open(os.path.join(d, "cat.hdr"), "wb") as f:
         f.write(_hdr_rle(np.asarray(crop)))
     ref = {}
     for n in ("cat.jpg", "cat_progressive.jpg", "cat.png", "cat.gif", "cat.bmp", "cat_rle.tga",
-              "cat.ppm", "cat.psd", "cat_rle.psd"):
+              "cat.ppm", "cat.psd", "cat_rle.psd", "cat_rgba.psd"):
         ref[n.replace(".", "_")] = np.asarray(Image.open(os.path.join(d, n)).convert("RGB"))
     stfile.write(os.path.join(d, "cat_pixels.safetensors"), ref)
     print("wrote", d)

@@ -9,8 +9,8 @@
  * pool's LayerNorm, activation and attention tasks (measured: the attention
  * ran no faster on 2 threads than on 1).
  *
- * Tasks: row or column ranges of GEMMs, row ranges for LayerNorm and
- * softmax, value ranges for activations, one (sequence, head) pair per
+ * Tasks: row or column ranges of GEMMs, row ranges for LayerNorm, value
+ * ranges for activations, one (sequence, head) pair per
  * attention task, each pool thread with its own slice of attention scratch.
  */
 #include "mat.h"
@@ -142,7 +142,7 @@ static int n_chunks(size_t n, size_t align, size_t *chunk) {
 struct rows_job {
     float *y;
     const float *x, *w, *b;
-    int rows, dim, ld;
+    int rows, dim;
     float eps;
     size_t chunk;
 };
@@ -159,18 +159,6 @@ void mat_layernorm(float *y, const float *x, const float *w, const float *b, int
                    float eps) {
     struct rows_job j = {.y = y, .x = x, .w = w, .b = b, .rows = rows, .dim = dim, .eps = eps};
     pool_for(g_pool, n_chunks((size_t)rows, 1, &j.chunk), layernorm_task, &j);
-}
-
-static void softmax_task(void *ctx, int task, int thread) {
-    (void)thread;
-    const struct rows_job *j = ctx;
-    int r0 = (int)(task * j->chunk), r1 = r0 + (int)j->chunk > j->rows ? j->rows : r0 + (int)j->chunk;
-    g_kern->softmax_rows(j->y + (size_t)r0 * j->ld, r1 - r0, j->dim, j->ld);
-}
-
-void mat_softmax_rows(float *x, int rows, int cols, int ld) {
-    struct rows_job j = {.y = x, .rows = rows, .dim = cols, .ld = ld};
-    pool_for(g_pool, n_chunks((size_t)rows, 1, &j.chunk), softmax_task, &j);
 }
 
 struct act_job {
@@ -194,10 +182,6 @@ void mat_quick_gelu(float *x, size_t n) {
 void mat_gelu(float *x, size_t n) {
     struct act_job j = {.x = x, .n = n, .fn = g_kern->gelu};
     pool_for(g_pool, n_chunks(n, 64, &j.chunk), act_task, &j);
-}
-
-void mat_add(float *y, const float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) y[i] += x[i];
 }
 
 struct attn_job {

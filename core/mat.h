@@ -48,9 +48,6 @@ void mat_blas_threads(int n);
 void mat_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int dim,
                    float eps);
 
-/* In-place numerically stable softmax of each row of x[rows, cols]. */
-void mat_softmax_rows(float *x, int rows, int cols, int ld);
-
 /* Multi-head self-attention without a mask for n independent sequences:
  * qkv [n][T][3 W] holds q | k | v (heads of W / heads features each) as
  * nn.MultiheadAttention's in_proj makes them; out [n][T][W] gets the heads
@@ -63,8 +60,5 @@ size_t mat_attention_scratch(int T, int head_dim);
 /* In-place activations over n values. */
 void mat_quick_gelu(float *x, size_t n); /* x * sigmoid(1.702 x)  (CLIP) */
 void mat_gelu(float *x, size_t n);       /* 0.5 x (1 + erf(x / sqrt 2)) (exact) */
-
-/* y[i] += x[i] */
-void mat_add(float *y, const float *x, size_t n);
 
 #endif

@@ -16,6 +16,25 @@
 
 #include <stddef.h>
 
+/*
+ * One attention head: out[r] = softmax_j(scale q_r . k_j + bias) v_j over the
+ * keys query r may see.  Rows are views with leading dimensions, so q, k and
+ * v can sit inside fused projection buffers or a KV cache.
+ */
+struct kern_attn {
+    const float *q; /* [n_q][dim], leading dimension ldq */
+    int ldq, n_q;
+    const float *k, *v; /* [n_kv][dim] each, leading dimension ldkv */
+    int ldkv, n_kv;
+    int dim;
+    float scale;
+    int causal;  /* query r sees keys j <= q_pos0 + r (else all n_kv) */
+    int q_pos0;  /* position of query 0 among the keys */
+    float alibi; /* 0, or the ALiBi slope: score += alibi * (j - (q_pos0 + r)) */
+    float *out;  /* [n_q][dim], leading dimension ld_out */
+    int ld_out;
+};
+
 struct kern {
     const char *name;
     /* rows of width dim; b may be NULL (weight-only LayerNorm); y may be x */
@@ -24,18 +43,12 @@ struct kern {
     void (*softmax_rows)(float *x, int rows, int cols, int ld);
     void (*quick_gelu)(float *x, size_t n);
     void (*gelu)(float *x, size_t n);
-    /*
-     * One attention head, unmasked: out[i] = softmax_j(scale q_i . k_j) v_j.
-     * q, k, v: [T][D] rows with leading dimension ld (views into a fused qkv
-     * buffer); out: [T][D] with leading dimension ld_out; scratch:
-     * kern_attn_scratch(T, D) floats.
-     */
-    void (*attn_head)(const float *q, const float *k, const float *v, int ld, int T, int D,
-                      float scale, float *out, int ld_out, float *scratch);
+    /* One head (struct kern_attn); scratch: kern_attn_scratch(n_kv, dim). */
+    void (*attention)(const struct kern_attn *a, float *scratch);
 };
 
-/* Floats of scratch attn_head needs. */
-size_t kern_attn_scratch(int T, int D);
+/* Floats of scratch one attention call with up to n_kv keys needs. */
+size_t kern_attn_scratch(int n_kv, int dim);
 
 extern const struct kern kern_generic;
 extern const struct kern kern_avx2;

@@ -145,10 +145,11 @@ static void k_gelu(float *x, size_t n) {
 
 static inline int pad16(int n) { return (n + 15) & ~15; }
 
-/* s[r][j] = scale * q_r . kt[:, j] for a block of ATT_RB query rows. */
-static inline void att_scores(const float *const qr[ATT_RB], const float *kt, int Tp, int D,
+/* s[r][j] = scale * q_r . kt[:, j] for a block of ATT_RB query rows, j < n
+ * (a multiple of 16); kt and s rows are Tp apart. */
+static inline void att_scores(const float *const qr[ATT_RB], const float *kt, int Tp, int n, int D,
                               float scale, float *s) {
-    for (int j0 = 0; j0 < Tp; j0 += ATT_CB) {
+    for (int j0 = 0; j0 < n; j0 += ATT_CB) {
         v8f acc[ATT_RB][2] = {{{0}}};
         for (int d = 0; d < D; d++) {
             const v8f k0 = ld8(kt + (size_t)d * Tp + j0), k1 = ld8(kt + (size_t)d * Tp + j0 + 8);
@@ -183,33 +184,90 @@ static inline void att_values(const float *s, int Tp, int T, const float *v, int
     }
 }
 
-static void k_attn_head(const float *q, const float *k, const float *v, int ld, int T, int D,
-                        float scale, float *out, int ld_out, float *scratch) {
-    const int Tp = pad16(T);
+/* Keys row r (of a block starting at query i) may see. */
+static inline int att_limit(const struct kern_attn *a, int i) {
+    if (!a->causal) return a->n_kv;
+    int lim = a->q_pos0 + i + 1;
+    return lim < a->n_kv ? (lim < 0 ? 0 : lim) : a->n_kv;
+}
+
+/* ALiBi bias and softmax over the first lim scores of a row. */
+static inline void att_softmax(float *s, int lim, float alibi, int qpos) {
+    if (lim <= 0) return;
+    if (alibi != 0.0f)
+        for (int j = 0; j < lim; j++) s[j] += alibi * (float)(j - qpos);
+    k_softmax_row(s, lim);
+}
+
+static inline float att_dot(const float *a, const float *b, int n) {
+    v8f acc = {0};
+    int i = 0;
+    for (; i + 8 <= n; i += 8) acc += ld8(a + i) * ld8(b + i);
+    float s = hsum8(acc);
+    for (; i < n; i++) s += a[i] * b[i];
+    return s;
+}
+
+/* Few queries (decode): dot products against each key row, no transpose. */
+static void att_rows(const struct kern_attn *a, float *s) {
+    const int D = a->dim;
+    for (int i = 0; i < a->n_q; i++) {
+        const float *q = a->q + (size_t)i * a->ldq;
+        float *o = a->out + (size_t)i * a->ld_out;
+        const int lim = att_limit(a, i);
+        for (int j = 0; j < lim; j++) s[j] = a->scale * att_dot(q, a->k + (size_t)j * a->ldkv, D);
+        att_softmax(s, lim, a->alibi, a->q_pos0 + i);
+        int d = 0;
+        for (; d + 8 <= D; d += 8) {
+            v8f acc = {0};
+            for (int j = 0; j < lim; j++) acc += ((v8f){0} + s[j]) * ld8(a->v + (size_t)j * a->ldkv + d);
+            st8(o + d, acc);
+        }
+        for (; d < D; d++) {
+            float acc = 0;
+            for (int j = 0; j < lim; j++) acc += s[j] * a->v[(size_t)j * a->ldkv + d];
+            o[d] = acc;
+        }
+    }
+}
+
+static void k_attention(const struct kern_attn *a, float *scratch) {
+    const int D = a->dim, n_kv = a->n_kv;
+    if (a->n_q < ATT_RB) {
+        att_rows(a, scratch);
+        return;
+    }
+    const int Tp = pad16(n_kv);
     float *kt = scratch;                 /* [D][Tp], K transposed, zero padded */
     float *s = scratch + (size_t)D * Tp; /* [ATT_RB][Tp] scores of one row block */
     for (int d = 0; d < D; d++) {
         float *row = kt + (size_t)d * Tp;
-        for (int j = 0; j < T; j++) row[j] = k[(size_t)j * ld + d];
-        for (int j = T; j < Tp; j++) row[j] = 0;
+        for (int j = 0; j < n_kv; j++) row[j] = a->k[(size_t)j * a->ldkv + d];
+        for (int j = n_kv; j < Tp; j++) row[j] = 0;
     }
     const int Dv = D & ~(ATT_CB - 1); /* columns done by the 16-wide block */
-    for (int i0 = 0; i0 < T; i0 += ATT_RB) {
-        const int R = T - i0 < ATT_RB ? T - i0 : ATT_RB;
+    for (int i0 = 0; i0 < a->n_q; i0 += ATT_RB) {
+        const int R = a->n_q - i0 < ATT_RB ? a->n_q - i0 : ATT_RB;
         const float *qr[ATT_RB];
-        for (int r = 0; r < ATT_RB; r++) qr[r] = q + (size_t)(r < R ? i0 + r : i0) * ld; /* pad: repeat */
-        att_scores(qr, kt, Tp, D, scale, s);
-        for (int r = 0; r < R; r++) k_softmax_row(s + (size_t)r * Tp, T);
+        for (int r = 0; r < ATT_RB; r++) qr[r] = a->q + (size_t)(r < R ? i0 + r : i0) * a->ldq; /* pad: repeat */
+        const int top = att_limit(a, i0 + R - 1); /* the block's widest row */
+        att_scores(qr, kt, Tp, pad16(top), D, a->scale, s);
+        for (int r = 0; r < R; r++) {
+            const int lim = att_limit(a, i0 + r);
+            float *row = s + (size_t)r * Tp;
+            att_softmax(row, lim, a->alibi, a->q_pos0 + i0 + r);
+            for (int j = lim; j < top; j++) row[j] = 0; /* masked: no weight */
+        }
         for (int d0 = 0; d0 < Dv; d0 += ATT_CB) {
             float acc[ATT_RB][ATT_CB];
-            att_values(s, Tp, T, v, ld, d0, acc);
-            for (int r = 0; r < R; r++) memcpy(out + (size_t)(i0 + r) * ld_out + d0, acc[r], sizeof acc[r]);
+            att_values(s, Tp, top, a->v, a->ldkv, d0, acc);
+            for (int r = 0; r < R; r++) memcpy(a->out + (size_t)(i0 + r) * a->ld_out + d0, acc[r], sizeof acc[r]);
         }
         for (int r = 0; r < R; r++) /* head widths that are not a multiple of 16 */
             for (int d = Dv; d < D; d++) {
-                float a = 0;
-                for (int j = 0; j < T; j++) a += s[(size_t)r * Tp + j] * v[(size_t)j * ld + d];
-                out[(size_t)(i0 + r) * ld_out + d] = a;
+                float acc = 0;
+                for (int j = 0; j < top; j++) acc += s[(size_t)r * Tp + j] * a->v[(size_t)j * a->ldkv + d];
+                a->out[(size_t)(i0 + r) * a->ld_out + d] = acc;
             }
     }
 }
@@ -220,5 +278,5 @@ const struct kern KERN_TABLE = {
     .softmax_rows = k_softmax_rows,
     .quick_gelu = k_quick_gelu,
     .gelu = k_gelu,
-    .attn_head = k_attn_head,
+    .attention = k_attention,
 };

@@ -23,7 +23,7 @@
 #include <cblas.h>
 
 #include "err.h"
-#include "kern.h"
+
 #include "pool.h"
 
 /* Set by mat_init in main, read-only afterwards. */
@@ -184,31 +184,52 @@ void mat_gelu(float *x, size_t n) {
     pool_for(g_pool, n_chunks(n, 64, &j.chunk), act_task, &j);
 }
 
-struct attn_job {
-    const float *qkv;
-    float *out, *scratch;
-    int T, W, heads;
-    size_t per_thread;
+struct attn_run {
+    void (*fill)(void *, int, struct kern_attn *);
+    void *ctx;
+    float *scratch;
+    size_t scratch_floats, per_thread;
 };
 
-static void attn_task(void *ctx, int task, int thread) {
-    const struct attn_job *j = ctx;
-    const int seq = task / j->heads, h = task % j->heads, D = j->W / j->heads;
-    const float *base = j->qkv + (size_t)seq * j->T * 3 * j->W;
-    g_kern->attn_head(base + (size_t)h * D, base + j->W + (size_t)h * D, base + 2 * j->W + (size_t)h * D,
-                      3 * j->W, j->T, D, 1.0f / sqrtf((float)D),
-                      j->out + (size_t)seq * j->T * j->W + (size_t)h * D, j->W,
-                      j->scratch + (size_t)thread * j->per_thread);
+static void attn_run_task(void *ctx, int task, int thread) {
+    const struct attn_run *r = ctx;
+    struct kern_attn a;
+    r->fill(r->ctx, task, &a);
+    FL_ASSERT(kern_attn_scratch(a.n_kv, a.dim) <= r->per_thread);
+    g_kern->attention(&a, r->scratch + (size_t)thread * r->per_thread);
 }
 
-size_t mat_attention_scratch(int T, int head_dim) {
-    return (size_t)pool_size(g_pool) * kern_attn_scratch(T, head_dim);
+size_t mat_attention_scratch(int n_kv, int head_dim) {
+    return (size_t)pool_size(g_pool) * kern_attn_scratch(n_kv, head_dim);
+}
+
+void mat_attention_run(int n_tasks, void (*fill)(void *ctx, int task, struct kern_attn *a), void *ctx,
+                       float *scratch, size_t scratch_floats) {
+    struct attn_run r = {fill, ctx, scratch, scratch_floats, scratch_floats / (size_t)pool_size(g_pool)};
+    pool_for(g_pool, n_tasks, attn_run_task, &r);
+}
+
+struct self_attn {
+    const float *qkv;
+    float *out;
+    int T, W, heads;
+};
+
+static void self_attn_fill(void *ctx, int task, struct kern_attn *a) {
+    const struct self_attn *j = ctx;
+    const int seq = task / j->heads, h = task % j->heads, D = j->W / j->heads;
+    const float *base = j->qkv + (size_t)seq * j->T * 3 * j->W;
+    *a = (struct kern_attn){
+        .q = base + (size_t)h * D, .ldq = 3 * j->W, .n_q = j->T,
+        .k = base + j->W + (size_t)h * D, .v = base + 2 * j->W + (size_t)h * D, .ldkv = 3 * j->W, .n_kv = j->T,
+        .dim = D, .scale = 1.0f / sqrtf((float)D),
+        .out = j->out + (size_t)seq * j->T * j->W + (size_t)h * D, .ld_out = j->W,
+    };
 }
 
 void mat_attention(const float *qkv, int n, int T, int W, int heads, float *out, float *scratch,
                    size_t scratch_floats) {
-    struct attn_job j = {.qkv = qkv, .out = out, .scratch = scratch, .T = T, .W = W, .heads = heads,
-                         .per_thread = kern_attn_scratch(T, W / heads)};
-    FL_ASSERT(W % heads == 0 && j.per_thread * (size_t)pool_size(g_pool) <= scratch_floats);
-    pool_for(g_pool, n * heads, attn_task, &j);
+    FL_ASSERT(W % heads == 0);
+    struct self_attn j = {qkv, out, T, W, heads};
+    mat_attention_run(n * heads, self_attn_fill, &j, scratch, scratch_floats);
 }

@@ -17,6 +17,8 @@
 
 #include <stddef.h>
 
+#include "kern.h"
+
 /* Sets the thread count of OpenBLAS and of the pool (<= 0: all cores) and
  * picks the kernels.  Call from main (again to change the count).  Returns
  * 0, or -1 when the pool's threads cannot be created. */
@@ -48,14 +50,22 @@ void mat_blas_threads(int n);
 void mat_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int dim,
                    float eps);
 
+/* Scratch for attention over up to n_kv keys of width head_dim: one slice per
+ * pool thread, so size it after the last mat_init. */
+size_t mat_attention_scratch(int n_kv, int head_dim);
+
+/* n_tasks independent attention heads on the pool: fill(ctx, task, a) writes
+ * the description of head `task` (every field of struct kern_attn).  scratch
+ * holds mat_attention_scratch(max n_kv, dim) floats (scratch_floats). */
+void mat_attention_run(int n_tasks, void (*fill)(void *ctx, int task, struct kern_attn *a), void *ctx,
+                       float *scratch, size_t scratch_floats);
+
 /* Multi-head self-attention without a mask for n independent sequences:
  * qkv [n][T][3 W] holds q | k | v (heads of W / heads features each) as
  * nn.MultiheadAttention's in_proj makes them; out [n][T][W] gets the heads
- * concatenated.  scratch: mat_attention_scratch(T, W / heads) floats, sized
- * after the last mat_init (it holds one slice per pool thread). */
+ * concatenated.  scratch: mat_attention_scratch(T, W / heads) floats. */
 void mat_attention(const float *qkv, int n, int T, int W, int heads, float *out, float *scratch,
                    size_t scratch_floats);
-size_t mat_attention_scratch(int T, int head_dim);
 
 /* In-place activations over n values. */
 void mat_quick_gelu(float *x, size_t n); /* x * sigmoid(1.702 x)  (CLIP) */

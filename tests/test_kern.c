@@ -89,41 +89,54 @@ static void check_rowwise(const struct kern *k) {
     CHECK(worst < 2e-6);
 }
 
-static void check_attention(const struct kern *k, int T, int D) {
-    const int ld = 3 * D + 5, ld_out = D + 3;
-    float *qkv = malloc((size_t)T * ld * sizeof *qkv), *out = malloc((size_t)T * ld_out * sizeof *out);
-    float *scratch = malloc(kern_attn_scratch(T, D) * sizeof *scratch);
-    double *want = malloc((size_t)T * D * sizeof *want), *p = malloc((size_t)T * sizeof *p);
-    fill(qkv, (size_t)T * ld, 2.0f);
-    const float *q = qkv, *kk = qkv + D, *v = qkv + 2 * D;
+/* One head against double precision: n_q queries, n_kv keys, optional
+ * causal limit from q_pos0 and an ALiBi slope; q, k, v and out inside
+ * wider buffers so that the leading dimensions are exercised. */
+static void check_attention(const struct kern *k, int n_q, int n_kv, int D, int causal, int q_pos0,
+                            float alibi) {
+    const int ldq = D + 3, ldkv = 2 * D + 5, ld_out = D + 2;
+    float *q = malloc((size_t)n_q * ldq * sizeof *q), *kv = malloc((size_t)n_kv * ldkv * sizeof *kv);
+    float *out = malloc((size_t)n_q * ld_out * sizeof *out);
+    float *scratch = malloc(kern_attn_scratch(n_kv, D) * sizeof *scratch);
+    double *want = malloc((size_t)n_q * D * sizeof *want), *p = malloc((size_t)n_kv * sizeof *p);
+    fill(q, (size_t)n_q * ldq, 2.0f);
+    fill(kv, (size_t)n_kv * ldkv, 2.0f);
+    const float *kk = kv, *v = kv + D;
     const double scale = 1.0 / sqrt((double)D);
-    for (int i = 0; i < T; i++) {
+    for (int i = 0; i < n_q; i++) {
+        int lim = causal ? q_pos0 + i + 1 : n_kv;
+        if (lim > n_kv) lim = n_kv;
         double mx = -INFINITY, sum = 0;
-        for (int j = 0; j < T; j++) {
+        for (int j = 0; j < lim; j++) {
             double dot = 0;
-            for (int d = 0; d < D; d++) dot += (double)q[i * ld + d] * kk[j * ld + d];
-            p[j] = dot * scale;
+            for (int d = 0; d < D; d++) dot += (double)q[i * ldq + d] * kk[j * ldkv + d];
+            p[j] = dot * scale + (double)alibi * (j - (q_pos0 + i));
             mx = fmax(mx, p[j]);
         }
-        for (int j = 0; j < T; j++) sum += (p[j] = exp(p[j] - mx));
+        for (int j = 0; j < lim; j++) sum += (p[j] = exp(p[j] - mx));
         for (int d = 0; d < D; d++) {
             double a = 0;
-            for (int j = 0; j < T; j++) a += p[j] / sum * v[j * ld + d];
+            for (int j = 0; j < lim; j++) a += p[j] / sum * v[j * ldkv + d];
             want[i * D + d] = a;
         }
     }
-    for (int i = 0; i < T * ld_out; i++) out[i] = NAN;
-    k->attn_head(q, kk, v, ld, T, D, (float)scale, out, ld_out, scratch);
-    float *packed = malloc((size_t)T * D * sizeof *packed);
-    for (int i = 0; i < T; i++) memcpy(packed + i * D, out + i * ld_out, (size_t)D * sizeof *packed);
-    double err = max_rel(packed, want, (size_t)T * D);
-    if (!(err < 2e-6)) fprintf(stderr, "%s attention T=%d D=%d: rel error %.3g\n", k->name, T, D, err);
+    for (int i = 0; i < n_q * ld_out; i++) out[i] = NAN;
+    struct kern_attn a = {.q = q, .ldq = ldq, .n_q = n_q, .k = kk, .v = v, .ldkv = ldkv, .n_kv = n_kv,
+                          .dim = D, .scale = (float)scale, .causal = causal, .q_pos0 = q_pos0,
+                          .alibi = alibi, .out = out, .ld_out = ld_out};
+    k->attention(&a, scratch);
+    float *packed = malloc((size_t)n_q * D * sizeof *packed);
+    for (int i = 0; i < n_q; i++) memcpy(packed + i * D, out + i * ld_out, (size_t)D * sizeof *packed);
+    double err = max_rel(packed, want, (size_t)n_q * D);
+    if (!(err < 2e-6))
+        fprintf(stderr, "%s attention n_q=%d n_kv=%d D=%d causal=%d pos0=%d alibi=%g: rel error %.3g\n",
+                k->name, n_q, n_kv, D, causal, q_pos0, alibi, err);
     CHECK(err < 2e-6);
     int untouched = 1; /* the gap between rows of out is not written */
-    for (int i = 0; i < T; i++)
+    for (int i = 0; i < n_q; i++)
         for (int d = D; d < ld_out; d++) untouched &= isnan(out[i * ld_out + d]);
     CHECK(untouched);
-    free(qkv), free(out), free(scratch), free(want), free(p), free(packed);
+    free(q), free(kv), free(out), free(scratch), free(want), free(p), free(packed);
 }
 
 static void check_gemm(void) {
@@ -189,8 +202,19 @@ int main(void) {
     for (int t = 0; t < n_tables; t++) {
         fprintf(stderr, "kernels: %s\n", tables[t]->name);
         check_rowwise(tables[t]);
-        const int sizes[][2] = {{257, 64}, {17, 16}, {1, 64}, {5, 80}, {33, 24}, {64, 128}, {3, 7}};
-        for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) check_attention(tables[t], sizes[i][0], sizes[i][1]);
+        /* {n_q, n_kv, dim, causal, q_pos0, alibi}: ViT, Perceiver (64 latents
+         * over 320 keys), cross-attention (64 keys), LM prefill with and
+         * without a cached prefix, decode (one query), odd widths. */
+        const struct { int n_q, n_kv, D, causal, pos0; float alibi; } cases[] = {
+            {257, 257, 64, 0, 0, 0}, {17, 17, 16, 0, 0, 0}, {1, 64, 64, 0, 0, 0}, {5, 5, 80, 0, 0, 0},
+            {33, 33, 24, 0, 0, 0},   {64, 64, 128, 0, 0, 0}, {3, 3, 7, 0, 0, 0},  {64, 320, 64, 0, 0, 0},
+            {9, 64, 64, 0, 0, 0},    {37, 37, 128, 1, 0, 0}, {37, 37, 128, 1, 0, -0.25f},
+            {6, 41, 80, 1, 35, 0},   {6, 41, 80, 1, 35, -0.0625f}, {1, 100, 128, 1, 99, -0.5f},
+            {2, 100, 12, 1, 98, 0},  {4, 4, 64, 1, 0, 0},   {5, 130, 16, 1, 125, -0.003f},
+        };
+        for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+            check_attention(tables[t], cases[i].n_q, cases[i].n_kv, cases[i].D, cases[i].causal, cases[i].pos0,
+                            cases[i].alibi);
     }
     check_gemm();
     check_pool();

@@ -42,10 +42,52 @@ struct cfg_preprocess {
     float std[3];
 };
 
+/* OpenFlamingo's PerceiverResampler; its width is the vision width. */
+struct cfg_perceiver {
+    int depth;       /* 6 */
+    int heads;       /* 8 */
+    int dim_head;    /* 64 */
+    int num_latents; /* 64 visual tokens per image */
+    int ff_mult;     /* 4 */
+};
+
+enum cfg_family {
+    CFG_FAMILY_MOSAIC_GPT, /* MPT-1B (MosaicGPT names) */
+    CFG_FAMILY_MPT,        /* MPT-7B */
+    CFG_FAMILY_GPT_NEOX,   /* RedPajama-INCITE-3B */
+};
+
+struct cfg_lm {
+    enum cfg_family family;
+    int d_model, n_layers, n_heads, mlp_dim;
+    int vocab_size;  /* embedding rows */
+    int max_seq_len; /* context limit */
+    float ln_eps;
+    int qk_ln;            /* MPT: LayerNorm over the full q and k */
+    float alibi_bias_max; /* MPT */
+    float rotary_pct;     /* GPT-NeoX */
+    float rotary_base;
+    int parallel_residual;
+};
+
+struct cfg_xattn {
+    int every; /* a block before layer i when (i + 1) % every == 0 */
+    int heads, dim_head, ff_mult;
+};
+
+struct cfg_tokens {
+    int media, endofchunk, pad, eos;
+};
+
 struct fl_config {
     int has_vision;
     struct cfg_vision vision;
     struct cfg_preprocess preprocess;
+    int has_lm; /* perceiver, lm, xattn and tokens: all or none */
+    struct cfg_perceiver perceiver;
+    struct cfg_lm lm;
+    struct cfg_xattn xattn;
+    struct cfg_tokens tokens;
 };
 
 /* Caps on what a config may ask for (a hostile file must not make us
@@ -55,12 +97,25 @@ struct fl_config {
 #define CFG_MAX_LAYERS 128
 #define CFG_MAX_HEADS 128
 #define CFG_MAX_VISION_TOKENS 4097 /* (S/P)^2 + 1; 448 px at patch 7 */
+#define CFG_MAX_VOCAB (1 << 20)
+#define CFG_MAX_SEQ_LEN 65536
+#define CFG_MAX_LATENTS 1024
 
 /* Defaults: ViT-L/14 with QuickGELU, open_clip preprocessing. */
 void cfg_vision_default(struct cfg_vision *v);
 void cfg_preprocess_default(struct cfg_preprocess *p);
 
-/* Parses config JSON text.  A missing "vision" object leaves has_vision 0.
+/* Defaults of the language side: OpenFlamingo-3B (ViT-L/14, MPT-1B). */
+void cfg_lm_defaults(struct fl_config *c);
+
+/* Does decoder layer i carry a gated cross-attention block? */
+int cfg_has_xattn(const struct cfg_xattn *x, int layer);
+
+const char *cfg_family_name(enum cfg_family f);
+
+/* Parses config JSON text.  A missing "vision" object leaves has_vision 0;
+ * the language side needs "lm" (then "perceiver", "xattn", "tokens" take
+ * their defaults) and sets has_lm, which also needs the vision tower.
  * Errors name the key: "config: vision.heads must divide vision.width". */
 int cfg_parse(const char *json, struct fl_config *out, struct fl_err *err);
 

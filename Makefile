@@ -16,7 +16,7 @@ PYTHON ?= /usr/bin/python3
 BUILD ?= build
 OPT ?= -O2
 SAN ?=
-PKGS := libmicrohttpd libcjson stb openblas libjpeg zlib
+PKGS := libmicrohttpd libcjson stb openblas libjpeg zlib libutf8proc
 
 ifeq ($(BUILD),build)
 BIN := flamingo

@@ -5,6 +5,7 @@
 #   make test-full  adds the full-size checks (ViT-L/14 against PyTorch)
 #   make asan       the quick suite under AddressSanitizer + UBSan
 #   make golden     regenerate the committed fixtures (tests/fixtures/)
+#   make golden-tok regenerate the tokenizer fixtures (needs node and the npm registry)
 #   make bench      flamingo bench --synthetic vit-l-14
 #   make deps       install the Debian packages (apt-get; sudo when not root)
 #
@@ -43,7 +44,7 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -ffp-contract=off $(OPT) -g $(SAN) $(WARN) -
 LDLIBS_ALL = $(SAN) $(shell pkg-config --libs $(PKGS)) -lm -lpthread $(LDFLAGS)
 
 LIB_SRC := $(sort $(wildcard core/*.c weights/*.c vision/*.c model/*.c))
-APP_SRC := main.c $(sort $(wildcard bench/*.c))
+APP_SRC := $(sort $(wildcard cli/*.c bench/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 
 LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
@@ -51,7 +52,7 @@ APP_OBJ := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all tests deps test test-full asan golden bench clean distclean check-clang
+.PHONY: all tests deps test test-full asan golden golden-tok bench clean distclean check-clang
 all: $(BIN)
 tests: $(TEST_BIN)
 
@@ -93,8 +94,12 @@ asan:
 golden: $(BIN)
 	$(PYTHON) tests/reference/make_golden.py
 
+golden-tok:
+	tests/reference/tok/regen.sh
+
 bench: $(BIN)
 	./$(BIN) bench --synthetic vit-l-14
+	./$(BIN) bench --synthetic openflamingo-3b
 
 # Warnings-as-errors build with clang into its own folder (CI runs it).
 check-clang:

@@ -4,6 +4,7 @@
  * number means something only as a ratio to a limit measured alongside it).
  *
  *   flamingo bench --synthetic vit-l-14 [-t THREADS] [--json]
+ *   flamingo bench --synthetic openflamingo-3b [-t THREADS] [--json]
  *
  * Limit: OpenBLAS sgemm GFLOP/s on the shape of the tower's MLP GEMM (8
  * images x 257 tokens, 1024 -> 4096).  Figure: CLIP ViT-L/14 encode time per
@@ -12,6 +13,13 @@
  * sgemm rate.  The machine is shared, so the sgemm rate is measured between
  * the encode runs too and every figure is a best of several runs: the ratio
  * compares best with best, taken minutes apart at most.
+ *
+ * openflamingo-3b: the language side at OpenFlamingo-3B's shape (MPT-1B with
+ * a cross-attention block before each of its 24 layers, 2.2 B parameters,
+ * float32) with random weights and one image's random latents.  Prefill of a
+ * 1-image 64-token prompt (FLOP rate against sgemm), then single-sequence
+ * decode (bytes of weights read per token x tokens/s against the measured
+ * memory read bandwidth).
  */
 #include "bench.h"
 
@@ -23,6 +31,8 @@
 #include "../core/args.h"
 #include "../core/clock.h"
 #include "../core/mat.h"
+#include "../core/pool.h"
+#include "../model/lm.h"
 #include "../vision/clip.h"
 #include "../weights/st.h"
 #include "synth.h"
@@ -136,6 +146,134 @@ done:
     return rc < 0 ? 1 : 0;
 }
 
+/* Memory read bandwidth, all threads: each sums its share of a 1 GiB buffer. */
+struct bw_job {
+    const float *buf;
+    size_t n, chunk;
+    double sums[64];
+};
+
+static void bw_task(void *ctx, int task, int thread) {
+    struct bw_job *j = ctx;
+    const float *p = j->buf + (size_t)task * j->chunk;
+    size_t n = (size_t)task * j->chunk + j->chunk > j->n ? j->n - (size_t)task * j->chunk : j->chunk;
+    float a[8] = {0};
+    for (size_t i = 0; i + 8 <= n; i += 8)
+        for (int l = 0; l < 8; l++) a[l] += p[i + l];
+    j->sums[thread & 63] += a[0] + a[1] + a[2] + a[3] + a[4] + a[5] + a[6] + a[7];
+}
+
+static double mem_bandwidth(int threads) {
+    const size_t n = (size_t)1 << 28; /* 1 GiB of floats */
+    float *buf = malloc(n * sizeof *buf);
+    struct pool *p = pool_new(threads);
+    double best = 0;
+    if (buf && p) {
+        for (size_t i = 0; i < n; i++) buf[i] = (float)(i & 1023);
+        struct bw_job j = {.buf = buf, .n = n, .chunk = n / (size_t)(threads * 16)};
+        for (int r = 0; r < 4; r++) {
+            double t0 = fl_now();
+            pool_for(p, (int)((n + j.chunk - 1) / j.chunk), bw_task, &j);
+            double gbs = (double)n * sizeof *buf / (fl_now() - t0) * 1e-9;
+            if (r > 0 && gbs > best) best = gbs;
+        }
+    }
+    pool_free(p);
+    free(buf);
+    return best;
+}
+
+static int bench_of3b(int json) {
+    struct fl_err err = {0};
+    struct fl_config cfg;
+    cfg_parse("{\"vision\": {}, \"lm\": {}}", &cfg, &err); /* all defaults: OpenFlamingo-3B */
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    struct st_file *f = NULL;
+    struct lm_model *lm = NULL;
+    struct lm_media *media = NULL;
+    struct lm_seq *seq = NULL;
+    struct lm_scratch *sc = NULL;
+    float *latents = NULL, *logits = NULL;
+    const int n_prompt = 64, n_decode = 16;
+    int rc;
+
+    if (!json) fprintf(stderr, "bench: measuring sgemm and memory bandwidth...\n");
+    double gemm = sgemm_gflops(8 * 257, 4096, 1024, 5);
+    double bw = mem_bandwidth(mat_threads());
+    if (!json) fprintf(stderr, "bench: building the OpenFlamingo-3B language side with random weights (8.8 GB)...\n");
+    if ((rc = synth_lm(&cfg, 3, &buf, &len, &err)) < 0 ||
+        (rc = st_open_memory(buf, len, "synthetic-openflamingo-3b", &f, &err)) < 0 ||
+        (rc = cfg_parse(st_metadata(f, "config"), &cfg, &err)) < 0 || (rc = lm_load(f, &cfg, &lm, &err)) < 0 ||
+        (rc = lm_media_init(lm, 1, &media, &err)) < 0 || (rc = lm_seq_init(lm, n_prompt + n_decode, &seq, &err)) < 0 ||
+        (rc = lm_scratch_init(lm, n_prompt, n_prompt + n_decode, &sc, &err)) < 0)
+        goto done;
+    const int L = cfg.perceiver.num_latents, Wv = cfg.vision.width, V = cfg.lm.vocab_size;
+    latents = malloc((size_t)L * Wv * sizeof *latents);
+    logits = malloc((size_t)V * sizeof *logits);
+    if (!latents || !logits) {
+        rc = fl_err_set(&err, FL_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < L * Wv; i++) latents[i] = (float)((i * 7919) % 2001) / 1000.0f - 1.0f;
+    if ((rc = lm_media_add(lm, media, latents, &err)) < 0) goto done;
+    int ids[64];
+    ids[0] = cfg.tokens.media;
+    for (int i = 1; i < n_prompt; i++) ids[i] = (i * 7919) % 50000;
+    if (!json) fprintf(stderr, "bench: prefill and decode...\n");
+    /* warm-up pass: page the weights in */
+    if ((rc = lm_forward(lm, seq, media, sc, ids, n_prompt, logits, 0, &err)) < 0) goto done;
+    double prefill = 1e30, decode = 0;
+    for (int r = 0; r < 2; r++) {
+        lm_seq_reset(seq);
+        double t0 = fl_now();
+        if ((rc = lm_forward(lm, seq, media, sc, ids, n_prompt, logits, 0, &err)) < 0) goto done;
+        double dt = fl_now() - t0;
+        if (dt < prefill) prefill = dt;
+    }
+    double t0 = fl_now();
+    for (int i = 0; i < n_decode; i++) {
+        int next = (i * 31) % 50000;
+        if ((rc = lm_forward(lm, seq, media, sc, &next, 1, logits, 0, &err)) < 0) goto done;
+    }
+    decode = (fl_now() - t0) / n_decode;
+    gemm = max2(gemm, sgemm_gflops(8 * 257, 4096, 1024, 3));
+    /* every weight but the embedding rows is read once per decoded token */
+    double bytes = (double)len - (double)V * cfg.lm.d_model * 4 * 0; /* tied: wte is read for the logits */
+    double params = bytes / 4.0;
+    double prefill_tps = n_prompt / prefill, decode_tps = 1.0 / decode;
+    double prefill_gflops = 2.0 * params * n_prompt / prefill * 1e-9;
+    double decode_ratio = bytes * decode_tps * 1e-9 / bw;
+    if (json) {
+        printf("{\"model\": \"openflamingo-3b\", \"dtype\": \"f32\", \"threads\": %d, \"kernels\": \"%s\", "
+               "\"sgemm_gflops\": %.1f, \"mem_bw_gbs\": %.1f, \"lm_params\": %.0f, \"prefill_tps_64\": %.2f, "
+               "\"prefill_gflops_64\": %.1f, \"prefill_ratio_64\": %.3f, \"decode_tps_1\": %.3f, "
+               "\"decode_ratio_1\": %.3f}\n",
+               mat_threads(), mat_kernels(), gemm, bw, params, prefill_tps, prefill_gflops, prefill_gflops / gemm,
+               decode_tps, decode_ratio);
+    } else {
+        printf("machine    sgemm %.1f GFLOP/s, memory read %.1f GB/s (%d threads; kernels %s)\n", gemm, bw,
+               mat_threads(), mat_kernels());
+        printf("model      OpenFlamingo-3B language side: %.2f B parameters, %.1f GB float32\n", params * 1e-9,
+               bytes * 1e-9);
+        printf("prefill    %6.2f tokens/s  (1 image, %d tokens: %.1f GFLOP/s, %4.1f%% of sgemm)\n", prefill_tps,
+               n_prompt, prefill_gflops, 100 * prefill_gflops / gemm);
+        printf("decode     %6.3f tokens/s  (1 sequence: %.1f GB/s of weights, %4.1f%% of the read bandwidth)\n",
+               decode_tps, bytes * decode_tps * 1e-9, 100 * decode_ratio);
+    }
+done:
+    free(latents);
+    free(logits);
+    lm_scratch_free(sc);
+    lm_seq_free(seq);
+    lm_media_free(media);
+    lm_free(lm);
+    st_close(f);
+    free(buf);
+    if (rc < 0) fprintf(stderr, "flamingo: bench: %s\n", err.msg);
+    return rc < 0 ? 1 : 0;
+}
+
 int bench_main(int argc, char **argv) {
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
@@ -159,7 +297,7 @@ int bench_main(int argc, char **argv) {
         }
         case 'j': json = 1; break;
         case 'h':
-            printf("usage: flamingo bench --synthetic vit-l-14 [-t THREADS] [--json]\n");
+            printf("usage: flamingo bench --synthetic vit-l-14|openflamingo-3b [-t THREADS] [--json]\n");
             return 0;
         default: return 2;
         }
@@ -169,11 +307,13 @@ int bench_main(int argc, char **argv) {
         return 2;
     }
     if (!synthetic) {
-        fprintf(stderr, "flamingo: bench: --synthetic vit-l-14 is required (benchmarks of model files come with the language model)\n");
+        fprintf(stderr, "flamingo: bench: --synthetic vit-l-14 or openflamingo-3b is required\n");
         return 2;
     }
+    if (!strcmp(synthetic, "openflamingo-3b")) return bench_of3b(json);
     if (strcmp(synthetic, "vit-l-14") != 0) {
-        fprintf(stderr, "flamingo: bench: unknown synthetic model '%s' (known: vit-l-14)\n", synthetic);
+        fprintf(stderr, "flamingo: bench: unknown synthetic model '%s' (known: vit-l-14, openflamingo-3b)\n",
+                synthetic);
         return 2;
     }
     return bench_vit(json);

@@ -5,6 +5,7 @@
 #include "synth.h"
 
 #include <math.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,85 +26,172 @@ static void fill_uniform(float *x, size_t n, float center, float half, uint64_t 
     }
 }
 
-int synth_vision(const struct cfg_vision *v, uint64_t seed, uint8_t **buf, size_t *len,
+enum kind { WEIGHT, GAIN, BIAS, EMBED, GATE };
+
+struct spec {
+    char name[128];
+    int n_dims;
+    int64_t shape[4];
+    enum kind kind;
+    int index;
+};
+
+/* A growing list of tensors to create. */
+struct builder {
+    struct spec *t;
+    int n, cap, failed;
+};
+
+static void add(struct builder *b, enum kind kind, int nd, int64_t s0, int64_t s1, const char *fmt, ...)
+    __attribute__((format(printf, 6, 7)));
+
+static void add(struct builder *b, enum kind kind, int nd, int64_t s0, int64_t s1, const char *fmt, ...) {
+    if (b->n == b->cap) {
+        int cap = b->cap ? 2 * b->cap : 256;
+        struct spec *t = realloc(b->t, (size_t)cap * sizeof *t);
+        if (!t) {
+            b->failed = 1;
+            return;
+        }
+        b->t = t, b->cap = cap;
+    }
+    struct spec *s = &b->t[b->n++];
+    memset(s, 0, sizeof *s);
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(s->name, sizeof s->name, fmt, ap);
+    va_end(ap);
+    s->kind = kind, s->n_dims = nd, s->shape[0] = s0, s->shape[1] = s1;
+}
+
+/* Lays out and fills every tensor; config goes into the metadata. */
+static int build(struct builder *b, const char *config, uint64_t seed, uint8_t **buf, size_t *len,
                  struct fl_err *err) {
     *buf = NULL;
     struct stw *w = stw_new();
-    if (!w) return fl_err_set(err, FL_ENOMEM, "out of memory");
-    const int64_t W = v->width, M = v->mlp_dim, P = v->patch_size;
-    const int64_t T = (v->image_size / P) * (v->image_size / P) + 1;
-    enum kind { WEIGHT, GAIN, BIAS, EMBED };
-    struct {
-        char name[96];
-        int n_dims;
-        int64_t shape[4];
-        enum kind kind;
-        int index;
-    } *t = calloc(16 + 12 * (size_t)v->layers, sizeof *t);
-    int n = 0, rc = 0;
-    if (!t) {
-        stw_free(w);
-        return fl_err_set(err, FL_ENOMEM, "out of memory");
-    }
-#define ADD(kind_, nd, s0, s1, s2, s3, ...)                                         \
-    do {                                                                             \
-        snprintf(t[n].name, sizeof t[n].name, __VA_ARGS__);                          \
-        t[n].n_dims = nd, t[n].kind = kind_;                                         \
-        t[n].shape[0] = s0, t[n].shape[1] = s1, t[n].shape[2] = s2, t[n].shape[3] = s3; \
-        n++;                                                                         \
-    } while (0)
-    const char *p = "vision_encoder.";
-    ADD(WEIGHT, 4, W, 3, P, P, "%sconv1.weight", p);
-    ADD(EMBED, 1, W, 0, 0, 0, "%sclass_embedding", p);
-    ADD(EMBED, 2, T, W, 0, 0, "%spositional_embedding", p);
-    ADD(GAIN, 1, W, 0, 0, 0, "%sln_pre.weight", p);
-    ADD(BIAS, 1, W, 0, 0, 0, "%sln_pre.bias", p);
-    ADD(GAIN, 1, W, 0, 0, 0, "%sln_post.weight", p);
-    ADD(BIAS, 1, W, 0, 0, 0, "%sln_post.bias", p);
-    for (int i = 0; i < v->layers; i++) {
-        const char *r = "transformer.resblocks";
-        ADD(GAIN, 1, W, 0, 0, 0, "%s%s.%d.ln_1.weight", p, r, i);
-        ADD(BIAS, 1, W, 0, 0, 0, "%s%s.%d.ln_1.bias", p, r, i);
-        ADD(WEIGHT, 2, 3 * W, W, 0, 0, "%s%s.%d.attn.in_proj_weight", p, r, i);
-        ADD(BIAS, 1, 3 * W, 0, 0, 0, "%s%s.%d.attn.in_proj_bias", p, r, i);
-        ADD(WEIGHT, 2, W, W, 0, 0, "%s%s.%d.attn.out_proj.weight", p, r, i);
-        ADD(BIAS, 1, W, 0, 0, 0, "%s%s.%d.attn.out_proj.bias", p, r, i);
-        ADD(GAIN, 1, W, 0, 0, 0, "%s%s.%d.ln_2.weight", p, r, i);
-        ADD(BIAS, 1, W, 0, 0, 0, "%s%s.%d.ln_2.bias", p, r, i);
-        ADD(WEIGHT, 2, M, W, 0, 0, "%s%s.%d.mlp.c_fc.weight", p, r, i);
-        ADD(BIAS, 1, M, 0, 0, 0, "%s%s.%d.mlp.c_fc.bias", p, r, i);
-        ADD(WEIGHT, 2, W, M, 0, 0, "%s%s.%d.mlp.c_proj.weight", p, r, i);
-        ADD(BIAS, 1, W, 0, 0, 0, "%s%s.%d.mlp.c_proj.bias", p, r, i);
-    }
-#undef ADD
-    for (int i = 0; i < n && rc == 0; i++) {
-        int k = stw_add(w, t[i].name, ST_F32, t[i].n_dims, t[i].shape, err);
+    int rc = w && !b->failed ? 0 : fl_err_set(err, FL_ENOMEM, "out of memory");
+    for (int i = 0; i < b->n && rc == 0; i++) {
+        int k = stw_add(w, b->t[i].name, ST_F32, b->t[i].n_dims, b->t[i].shape, err);
         if (k < 0) rc = k;
-        t[i].index = k;
+        b->t[i].index = k;
     }
-    char config[512];
-    snprintf(config, sizeof config,
-             "{\"format_version\": 1, \"name\": \"synthetic-vit\", \"vision\": {\"image_size\": %d, "
-             "\"patch_size\": %d, \"width\": %d, \"layers\": %d, \"heads\": %d, \"mlp_dim\": %d, "
-             "\"act\": \"%s\", \"output\": \"%s\", \"ln_post\": %s}}",
-             v->image_size, v->patch_size, v->width, v->layers, v->heads, v->mlp_dim,
-             v->act == CFG_ACT_GELU ? "gelu" : "quick_gelu", v->keep_cls ? "all_tokens" : "patch_tokens",
-             v->ln_post ? "true" : "false");
     if (rc == 0) rc = stw_add_meta(w, "config", config, err);
     if (rc == 0) rc = stw_finish(w, buf, len, err);
     uint64_t state = seed * 0x9e3779b97f4a7c15ull + 1;
-    for (int i = 0; i < n && rc == 0; i++) {
+    for (int i = 0; i < b->n && rc == 0; i++) {
+        const struct spec *t = &b->t[i];
         size_t elems = 1;
-        for (int d = 0; d < t[i].n_dims; d++) elems *= (size_t)t[i].shape[d];
-        size_t fan_in = elems / (size_t)t[i].shape[0];
-        float half = t[i].kind == WEIGHT ? sqrtf(3.0f / (float)fan_in) : t[i].kind == EMBED ? 0.5f : 0.1f;
-        fill_uniform(stw_data(w, t[i].index), elems, t[i].kind == GAIN ? 1.0f : 0.0f, half, &state);
+        for (int d = 0; d < t->n_dims; d++) elems *= (size_t)t->shape[d];
+        size_t fan_in = elems / (size_t)t->shape[0];
+        float half = t->kind == WEIGHT ? sqrtf(3.0f / (float)fan_in)
+                     : t->kind == EMBED ? 0.5f
+                     : t->kind == GATE  ? 0.5f
+                                        : 0.1f;
+        fill_uniform(stw_data(w, t->index), elems, t->kind == GAIN ? 1.0f : 0.0f, half, &state);
     }
-    free(t);
     stw_free(w);
+    free(b->t);
     if (rc < 0) {
         free(*buf);
         *buf = NULL;
     }
     return rc;
+}
+
+static void add_vision(struct builder *b, const struct cfg_vision *v) {
+    const int64_t W = v->width, M = v->mlp_dim, P = v->patch_size;
+    const int64_t T = (v->image_size / P) * (v->image_size / P) + 1;
+    const char *p = "vision_encoder.";
+    add(b, WEIGHT, 4, W, 3, "%sconv1.weight", p);
+    b->t[b->n - 1].shape[2] = P, b->t[b->n - 1].shape[3] = P;
+    add(b, EMBED, 1, W, 0, "%sclass_embedding", p);
+    add(b, EMBED, 2, T, W, "%spositional_embedding", p);
+    add(b, GAIN, 1, W, 0, "%sln_pre.weight", p);
+    add(b, BIAS, 1, W, 0, "%sln_pre.bias", p);
+    add(b, GAIN, 1, W, 0, "%sln_post.weight", p);
+    add(b, BIAS, 1, W, 0, "%sln_post.bias", p);
+    for (int i = 0; i < v->layers; i++) {
+        const char *r = "transformer.resblocks";
+        add(b, GAIN, 1, W, 0, "%s%s.%d.ln_1.weight", p, r, i);
+        add(b, BIAS, 1, W, 0, "%s%s.%d.ln_1.bias", p, r, i);
+        add(b, WEIGHT, 2, 3 * W, W, "%s%s.%d.attn.in_proj_weight", p, r, i);
+        add(b, BIAS, 1, 3 * W, 0, "%s%s.%d.attn.in_proj_bias", p, r, i);
+        add(b, WEIGHT, 2, W, W, "%s%s.%d.attn.out_proj.weight", p, r, i);
+        add(b, BIAS, 1, W, 0, "%s%s.%d.attn.out_proj.bias", p, r, i);
+        add(b, GAIN, 1, W, 0, "%s%s.%d.ln_2.weight", p, r, i);
+        add(b, BIAS, 1, W, 0, "%s%s.%d.ln_2.bias", p, r, i);
+        add(b, WEIGHT, 2, M, W, "%s%s.%d.mlp.c_fc.weight", p, r, i);
+        add(b, BIAS, 1, M, 0, "%s%s.%d.mlp.c_fc.bias", p, r, i);
+        add(b, WEIGHT, 2, W, M, "%s%s.%d.mlp.c_proj.weight", p, r, i);
+        add(b, BIAS, 1, W, 0, "%s%s.%d.mlp.c_proj.bias", p, r, i);
+    }
+}
+
+static void vision_json(char *out, size_t cap, const struct cfg_vision *v) {
+    snprintf(out, cap,
+             "\"vision\": {\"image_size\": %d, \"patch_size\": %d, \"width\": %d, \"layers\": %d, \"heads\": %d, "
+             "\"mlp_dim\": %d, \"act\": \"%s\", \"output\": \"%s\", \"ln_post\": %s}",
+             v->image_size, v->patch_size, v->width, v->layers, v->heads, v->mlp_dim,
+             v->act == CFG_ACT_GELU ? "gelu" : "quick_gelu", v->keep_cls ? "all_tokens" : "patch_tokens",
+             v->ln_post ? "true" : "false");
+}
+
+int synth_vision(const struct cfg_vision *v, uint64_t seed, uint8_t **buf, size_t *len, struct fl_err *err) {
+    struct builder b = {0};
+    add_vision(&b, v);
+    char vj[512], config[640];
+    vision_json(vj, sizeof vj, v);
+    snprintf(config, sizeof config, "{\"format_version\": 1, \"name\": \"synthetic-vit\", %s}", vj);
+    return build(&b, config, seed, buf, len, err);
+}
+
+/* MosaicGPT (MPT-1B) names: the synthetic model is OpenFlamingo-3B-shaped. */
+int synth_lm(const struct fl_config *c, uint64_t seed, uint8_t **buf, size_t *len, struct fl_err *err) {
+    struct builder b = {0};
+    const int64_t d = c->lm.d_model, M = c->lm.mlp_dim, V = c->lm.vocab_size, Wv = c->vision.width;
+    const int64_t I = (int64_t)c->xattn.heads * c->xattn.dim_head, F = (int64_t)c->xattn.ff_mult * d;
+    if (c->lm.family != CFG_FAMILY_MOSAIC_GPT) return fl_err_set(err, FL_EUNSUPPORTED, "synth_lm: MosaicGPT only");
+    add(&b, EMBED, 2, V, d, "lang_encoder.transformer.wte.weight");
+    add(&b, GAIN, 1, d, 0, "lang_encoder.transformer.ln_f.weight");
+    for (int i = 0; i < c->lm.n_layers; i++) {
+        char p[64];
+        snprintf(p, sizeof p, "lang_encoder.transformer.blocks.%d.", i);
+        add(&b, GAIN, 1, d, 0, "%sdecoder_layer.ln_1.weight", p);
+        add(&b, WEIGHT, 2, 3 * d, d, "%sdecoder_layer.attn.Wqkv.weight", p);
+        if (c->lm.qk_ln) {
+            add(&b, GAIN, 1, d, 0, "%sdecoder_layer.attn.q_ln.weight", p);
+            add(&b, GAIN, 1, d, 0, "%sdecoder_layer.attn.k_ln.weight", p);
+        }
+        add(&b, WEIGHT, 2, d, d, "%sdecoder_layer.attn.out_proj.weight", p);
+        add(&b, GAIN, 1, d, 0, "%sdecoder_layer.ln_2.weight", p);
+        add(&b, WEIGHT, 2, M, d, "%sdecoder_layer.mlp.mlp_up.weight", p);
+        add(&b, WEIGHT, 2, d, M, "%sdecoder_layer.mlp.mlp_down.weight", p);
+        if (!cfg_has_xattn(&c->xattn, i)) continue;
+        const char *g = "gated_cross_attn_layer";
+        add(&b, GATE, 1, 1, 0, "%s%s.attn_gate", p, g);
+        add(&b, GATE, 1, 1, 0, "%s%s.ff_gate", p, g);
+        add(&b, GAIN, 1, d, 0, "%s%s.attn.norm.weight", p, g);
+        add(&b, BIAS, 1, d, 0, "%s%s.attn.norm.bias", p, g);
+        add(&b, WEIGHT, 2, I, d, "%s%s.attn.to_q.weight", p, g);
+        add(&b, WEIGHT, 2, 2 * I, Wv, "%s%s.attn.to_kv.weight", p, g);
+        add(&b, WEIGHT, 2, d, I, "%s%s.attn.to_out.weight", p, g);
+        add(&b, GAIN, 1, d, 0, "%s%s.ff.0.weight", p, g);
+        add(&b, BIAS, 1, d, 0, "%s%s.ff.0.bias", p, g);
+        add(&b, WEIGHT, 2, F, d, "%s%s.ff.1.weight", p, g);
+        add(&b, WEIGHT, 2, d, F, "%s%s.ff.3.weight", p, g);
+    }
+    char vj[512], config[2048];
+    vision_json(vj, sizeof vj, &c->vision);
+    snprintf(config, sizeof config,
+             "{\"format_version\": 1, \"name\": \"synthetic-openflamingo-3b\", %s, "
+             "\"perceiver\": {\"depth\": %d, \"heads\": %d, \"dim_head\": %d, \"num_latents\": %d, \"ff_mult\": %d}, "
+             "\"lm\": {\"family\": \"mosaic_gpt\", \"d_model\": %d, \"n_layers\": %d, \"n_heads\": %d, "
+             "\"mlp_dim\": %d, \"vocab_size\": %d, \"max_seq_len\": %d, \"qk_ln\": %s}, "
+             "\"xattn\": {\"every\": %d, \"heads\": %d, \"dim_head\": %d, \"ff_mult\": %d}, "
+             "\"tokens\": {\"media\": %d, \"endofchunk\": %d, \"pad\": %d, \"eos\": %d}}",
+             vj, c->perceiver.depth, c->perceiver.heads, c->perceiver.dim_head, c->perceiver.num_latents,
+             c->perceiver.ff_mult, c->lm.d_model, c->lm.n_layers, c->lm.n_heads, c->lm.mlp_dim, c->lm.vocab_size,
+             c->lm.max_seq_len, c->lm.qk_ln ? "true" : "false", c->xattn.every, c->xattn.heads, c->xattn.dim_head,
+             c->xattn.ff_mult, c->tokens.media, c->tokens.endofchunk, c->tokens.pad, c->tokens.eos);
+    return build(&b, config, seed, buf, len, err);
 }

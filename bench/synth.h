@@ -18,4 +18,10 @@
 int synth_vision(const struct cfg_vision *v, uint64_t seed, uint8_t **buf, size_t *len,
                  struct fl_err *err);
 
+/* The language model and cross-attention blocks of config c (MosaicGPT
+ * names), random, with a config that also describes c's vision tower and
+ * Perceiver (whose weights are not included: benchmarks feed random
+ * latents).  For c = the defaults: OpenFlamingo-3B, 2.2 B parameters. */
+int synth_lm(const struct fl_config *c, uint64_t seed, uint8_t **buf, size_t *len, struct fl_err *err);
+
 #endif

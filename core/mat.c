@@ -68,6 +68,15 @@ static void gemm_task(void *ctx, int task, int thread) {
     const float *a = j->a, *b = j->b;
     float *c = j->c;
     int m = j->m, n = j->n;
+    if (m == 1 && !j->trans_a) { /* a row vector times B: a GEMV over columns lo..hi */
+        hi = hi > n ? n : hi;
+        if (j->trans_b) /* c[lo..hi) = B[lo..hi, :] a */
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, hi - lo, j->k, j->alpha, b + (size_t)lo * j->ldb, j->ldb, a, 1,
+                        j->beta, c + lo, 1);
+        else /* c[lo..hi) = B[:, lo..hi]^T a */
+            cblas_sgemv(CblasRowMajor, CblasTrans, j->k, hi - lo, j->alpha, b + lo, j->ldb, a, 1, j->beta, c + lo, 1);
+        return;
+    }
     if (j->by_rows) { /* rows lo..hi of op(A) and C */
         hi = hi > m ? m : hi;
         m = hi - lo;
@@ -97,11 +106,21 @@ void mat_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
     struct gemm_job j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, 0, 0, alpha, beta, a, b, c};
     const int T = g_threads;
     int tasks = 1;
+    if (m == 1 && !trans_a) {
+        /* decode: a matrix-vector product (sgemm would pack the whole
+         * matrix first), in column slices over the pool */
+        int split = T > 1 && (double)n * k >= 1e5;
+        j.step = split ? ((n + T - 1) / T + 15) / 16 * 16 : n;
+        pool_for(g_pool, (n + j.step - 1) / j.step, gemm_task, &j);
+        return;
+    }
     if (T > 1 && (double)m * n * k >= 4e6) {
-        /* Slices of at least 32 rows or 64 columns, about one per thread:
-         * each slice repacks the shared operand, which costs ~1/slice of
-         * its share of the work. */
-        j.by_rows = m >= 32 * T || m >= n;
+        /* About one slice per thread: by rows of C when there are plenty
+         * (each slice then streams all of B, which stays in cache for the
+         * image tower's 2056-row products), else by columns, so that few
+         * rows (a prompt, a batch of decodes) do not leave slices of a few
+         * rows that OpenBLAS runs poorly. */
+        j.by_rows = m >= 256 || m >= n;
         int len = j.by_rows ? m : n, align = j.by_rows ? 8 : 16;
         j.step = ((len + T - 1) / T + align - 1) / align * align;
         tasks = (len + j.step - 1) / j.step;

@@ -140,7 +140,9 @@ static void check_attention(const struct kern *k, int n_q, int n_kv, int D, int 
 }
 
 static void check_gemm(void) {
-    const int shapes[][3] = {{300, 200, 100}, {5, 700, 1200}, {1, 1000, 4000}, {257, 64, 257}, {64, 3, 9}};
+    /* m = 1 is the decode path (a GEMV), large and small enough not to be split */
+    const int shapes[][3] = {{300, 200, 100}, {5, 700, 1200}, {1, 1000, 4000}, {1, 48, 144}, {1, 5, 3},
+                             {257, 64, 257}, {64, 3, 9}, {64, 700, 600}};
     for (size_t s = 0; s < sizeof shapes / sizeof shapes[0]; s++)
         for (int ta = 0; ta < 2; ta++)
             for (int tb = 0; tb < 2; tb++) {

@@ -3,7 +3,10 @@
 
 Deterministic: the same numpy/torch versions give the same bytes.  Each
 fixture's maker is a function below; run with names to remake only some:
-    python3 tests/reference/make_golden.py [st] [clip]
+    python3 tests/reference/make_golden.py [st] [clip] [images] [flamingo]
+
+The tokenizer fixtures (tests/fixtures/tok) come from the HuggingFace
+tokenizers library through node: tests/reference/tok/regen.sh (make golden-tok).
 """
 import os
 import sys
@@ -190,7 +193,15 @@ def make_images():
     print("wrote", d)
 
 
-MAKERS = {"st": make_st, "clip": make_clip, "images": make_images}
+def make_flamingo():
+    """The four tiny Flamingo models and their reference logits and
+    generations (tests/reference/make_flamingo_golden.py)."""
+    import make_flamingo_golden
+
+    make_flamingo_golden.make_flamingo()
+
+
+MAKERS = {"st": make_st, "clip": make_clip, "images": make_images, "flamingo": make_flamingo}
 
 if __name__ == "__main__":
     os.makedirs(FIX, exist_ok=True)

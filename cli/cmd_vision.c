@@ -1,79 +1,25 @@
 /*
- * main.c - the `flamingo` command line: one binary, one subcommand per job.
- *
- * Each subcommand parses its flags, calls library code that returns errors
- * as values, and turns a failure into one line on stderr and a non-zero
- * exit status (1: the command failed, 2: bad usage).  Nothing below the CLI
- * prints or exits.
+ * cmd_vision.c - the vision-side subcommands: preprocess (the model's input
+ * pixels), encode (the vision tower's tokens) and info (what a model file
+ * holds).
  */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "bench/bench.h"
-#include "core/args.h"
-#include "core/file.h"
-#include "core/log.h"
-#include "core/mat.h"
-#include "vision/clip.h"
-#include "vision/img.h"
-#include "vision/preprocess.h"
-#include "weights/config.h"
-#include "weights/st.h"
-
-#define FLAMINGO_VERSION "0.1.0"
-#define MAX_CLI_IMAGES 256
-
-static const char *g_cmd = "flamingo";
-
-static int fail(const char *msg) {
-    fprintf(stderr, "flamingo: %s: %s\n", g_cmd, msg);
-    return 1;
-}
-
-static int usage_error(const char *fmt, const char *arg) {
-    fprintf(stderr, "flamingo: %s: ", g_cmd);
-    fprintf(stderr, fmt, arg);
-    fprintf(stderr, " (see flamingo %s --help)\n", g_cmd);
-    return 2;
-}
-
-static int set_threads(const char *arg) {
-    long n;
-    if (args_int(arg, 1, 1024, &n) < 0) return usage_error("--threads must be an integer in [1, 1024], not '%s'", arg);
-    if (mat_init((int)n) < 0) return fail("cannot start worker threads");
-    return 0;
-}
-
-/* Opens a model file and parses its config. */
-static int open_model(const char *path, struct st_file **f, struct fl_config *cfg, struct fl_err *err) {
-    int rc = st_open(path, f, err);
-    if (rc < 0) return rc;
-    rc = cfg_parse(st_metadata(*f, "config"), cfg, err);
-    if (rc < 0) {
-        fl_err_prefix(err, "%s", path);
-        st_close(*f);
-        *f = NULL;
-    }
-    return rc;
-}
-
-/* Reads and decodes one image file; errors are prefixed with the path. */
-static int load_image(const char *path, struct img *img, struct fl_err *err) {
-    uint8_t *buf;
-    size_t len;
-    int rc = fl_read_file(path, IMG_DEFAULT_MAX_BYTES, &buf, &len, err);
-    if (rc < 0) return rc;
-    rc = img_decode(buf, len, NULL, img, err);
-    free(buf);
-    if (rc < 0) fl_err_prefix(err, "%s", path);
-    return rc;
-}
+#include "../core/args.h"
+#include "../core/file.h"
+#include "../vision/clip.h"
+#include "../vision/img.h"
+#include "../vision/preprocess.h"
+#include "../weights/config.h"
+#include "../weights/st.h"
+#include "cli.h"
 
 /* ---- preprocess ---------------------------------------------------------- */
 
-static int cmd_preprocess(int argc, char **argv) {
+int cmd_preprocess(int argc, char **argv) {
     static const struct option opts[] = {
         {"input", required_argument, 0, 'i'}, {"output", required_argument, 0, 'o'},
         {"model", required_argument, 0, 'm'}, {"kind", required_argument, 0, 'k'},
@@ -91,7 +37,7 @@ static int cmd_preprocess(int argc, char **argv) {
         case 'k': kind = optarg; break;
         case 's':
             if (args_int(optarg, 1, CFG_MAX_IMAGE_SIZE, &size) < 0)
-                return usage_error("--size must be an integer in [1, 1024], not '%s'", optarg);
+                return cli_usage("--size must be an integer in [1, 1024], not '%s'", optarg);
             break;
         case 'u': u8 = 1; break;
         case 'h':
@@ -103,26 +49,26 @@ static int cmd_preprocess(int argc, char **argv) {
         default: return 2;
         }
     }
-    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
-    if (!in || !out) return usage_error("%s", "-i IMG and -o OUT are required");
+    if (optind < argc) return cli_usage("unexpected argument '%s'", argv[optind]);
+    if (!in || !out) return cli_usage("%s", "-i IMG and -o OUT are required");
 
     struct fl_err err = {0};
     struct fl_config cfg;
     cfg_parse("{}", &cfg, &err);
     if (model) {
         struct st_file *f = NULL;
-        if (open_model(model, &f, &cfg, &err) < 0) return fail(err.msg);
+        if (cli_open_model(model, &f, &cfg, &err) < 0) return cli_fail(err.msg);
         st_close(f);
     }
     if (kind) {
         if (strcmp(kind, "open_clip") == 0) cfg.preprocess.kind = CFG_PRE_OPEN_CLIP;
         else if (strcmp(kind, "idefics") == 0) cfg.preprocess.kind = CFG_PRE_IDEFICS;
-        else return usage_error("--kind must be open_clip or idefics, not '%s'", kind);
+        else return cli_usage("--kind must be open_clip or idefics, not '%s'", kind);
     }
     if (size) cfg.preprocess.image_size = (int)size;
 
     struct img img;
-    if (load_image(in, &img, &err) < 0) return fail(err.msg);
+    if (cli_load_image(in, &img, &err) < 0) return cli_fail(err.msg);
     const int S = cfg.preprocess.image_size;
     int rc;
     if (u8) {
@@ -137,35 +83,35 @@ static int cmd_preprocess(int argc, char **argv) {
         free(px);
     }
     img_free(&img);
-    return rc < 0 ? fail(err.msg) : 0;
+    return rc < 0 ? cli_fail(err.msg) : 0;
 }
 
 /* ---- encode -------------------------------------------------------------- */
 
-static int cmd_encode(int argc, char **argv) {
+int cmd_encode(int argc, char **argv) {
     static const struct option opts[] = {
         {"model", required_argument, 0, 'm'},   {"input", required_argument, 0, 'i'},
         {"output", required_argument, 0, 'o'},  {"threads", required_argument, 0, 't'},
         {"batch", required_argument, 0, 'b'},   {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
-    const char *model = NULL, *out = NULL, *inputs[MAX_CLI_IMAGES];
+    const char *model = NULL, *out = NULL, *inputs[CLI_MAX_IMAGES];
     int n_in = 0, c;
     long batch = 8;
     while ((c = getopt_long(argc, argv, "m:i:o:t:b:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'i':
-            if (n_in == MAX_CLI_IMAGES) return usage_error("at most %s images per call", "256");
+            if (n_in == CLI_MAX_IMAGES) return cli_usage("at most %s images per call", "256");
             inputs[n_in++] = optarg;
             break;
         case 'o': out = optarg; break;
         case 't':
-            if (set_threads(optarg)) return 2;
+            if (cli_threads(optarg)) return 2;
             break;
         case 'b':
             if (args_int(optarg, 1, 64, &batch) < 0)
-                return usage_error("--batch must be an integer in [1, 64], not '%s'", optarg);
+                return cli_usage("--batch must be an integer in [1, 64], not '%s'", optarg);
             break;
         case 'h':
             printf("usage: flamingo encode -m MODEL -i IMG [-i IMG...] -o OUT [-t THREADS] [--batch N]\n"
@@ -175,8 +121,8 @@ static int cmd_encode(int argc, char **argv) {
         default: return 2;
         }
     }
-    if (optind < argc) return usage_error("unexpected argument '%s'", argv[optind]);
-    if (!model || !n_in || !out) return usage_error("%s", "-m MODEL, -i IMG and -o OUT are required");
+    if (optind < argc) return cli_usage("unexpected argument '%s'", argv[optind]);
+    if (!model || !n_in || !out) return cli_usage("%s", "-m MODEL, -i IMG and -o OUT are required");
 
     struct fl_err err = {0};
     struct fl_config cfg;
@@ -184,7 +130,7 @@ static int cmd_encode(int argc, char **argv) {
     struct clip_model *m = NULL;
     struct clip_state *s = NULL;
     float *px = NULL, *tokens = NULL;
-    int rc = open_model(model, &f, &cfg, &err);
+    int rc = cli_open_model(model, &f, &cfg, &err);
     if (rc == 0 && !cfg.has_vision)
         rc = fl_err_set(&err, FL_EFORMAT, "%s: the config has no vision tower", model);
     if (rc == 0) rc = clip_load(f, &cfg.vision, "vision_encoder.", &m, &err);
@@ -200,7 +146,7 @@ static int cmd_encode(int argc, char **argv) {
     }
     for (int i = 0; rc == 0 && i < n_in; i++) {
         struct img img;
-        rc = load_image(inputs[i], &img, &err);
+        rc = cli_load_image(inputs[i], &img, &err);
         if (rc == 0) {
             rc = pre_image(&img, &cfg.preprocess, px + i * in_floats, &err);
             img_free(&img);
@@ -215,20 +161,20 @@ static int cmd_encode(int argc, char **argv) {
     clip_state_free(s);
     clip_free(m);
     st_close(f);
-    return rc < 0 ? fail(err.msg) : 0;
+    return rc < 0 ? cli_fail(err.msg) : 0;
 }
 
 /* ---- info ---------------------------------------------------------------- */
 
-static int cmd_info(int argc, char **argv) {
+int cmd_info(int argc, char **argv) {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         printf("usage: flamingo info MODEL\nPrints the model file's config, metadata, tensor count, dtypes and parameters.\n");
         return 0;
     }
-    if (argc != 2) return usage_error("%s", "expects exactly one model file");
+    if (argc != 2) return cli_usage("%s", "expects exactly one model file");
     struct fl_err err = {0};
     struct st_file *f = NULL;
-    if (st_open(argv[1], &f, &err) < 0) return fail(err.msg);
+    if (st_open(argv[1], &f, &err) < 0) return cli_fail(err.msg);
     struct fl_config cfg;
     const char *config = st_metadata(f, "config");
     int cfg_rc = cfg_parse(config, &cfg, &err);
@@ -296,50 +242,3 @@ static int cmd_info(int argc, char **argv) {
     return 0;
 }
 
-/* ---- dispatch ------------------------------------------------------------ */
-
-static void print_help(void) {
-    printf("flamingo %s - Flamingo-style vision-language models on CPUs\n\n"
-           "usage: flamingo COMMAND [options]   (flamingo COMMAND --help for details)\n\n"
-           "  preprocess -i IMG -o OUT      the model's input pixels (float32 CHW)\n"
-           "  encode -m MODEL -i IMG -o OUT the vision tower's tokens (float32)\n"
-           "  info MODEL                    config, tensors, dtypes and parameters of a model file\n"
-           "  bench --synthetic vit-l-14    performance against this machine's sgemm rate\n"
-           "  version                       print the version\n",
-           FLAMINGO_VERSION);
-}
-
-int main(int argc, char **argv) {
-    if (mat_init(0) < 0) {
-        fprintf(stderr, "flamingo: cannot start worker threads\n");
-        return 1;
-    }
-    if (argc < 2) {
-        fprintf(stderr, "flamingo: missing command; usage: flamingo COMMAND [options] (see flamingo --help)\n");
-        return 2;
-    }
-    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        print_help();
-        return 0;
-    }
-    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-        printf("flamingo %s\n", FLAMINGO_VERSION);
-        return 0;
-    }
-    g_cmd = argv[1];
-    static const struct {
-        const char *name;
-        int (*fn)(int, char **);
-    } cmds[] = {
-        {"preprocess", cmd_preprocess}, {"encode", cmd_encode}, {"info", cmd_info}, {"bench", bench_main},
-    };
-    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
-        if (!strcmp(argv[1], cmds[i].name)) {
-            optind = 1;
-            int status = cmds[i].fn(argc - 1, argv + 1);
-            mat_shutdown();
-            return status;
-        }
-    fprintf(stderr, "flamingo: unknown command '%s' (see flamingo --help)\n", argv[1]);
-    return 2;
-}

@@ -1,0 +1,44 @@
+/*
+ * cli.h - what the `flamingo` subcommands share: the error conventions
+ * (one line on stderr; exit 1 for a failure, 2 for bad usage), model and
+ * image loading for the command line, and the command table.
+ */
+#ifndef FL_CLI_H
+#define FL_CLI_H
+
+#include "../core/err.h"
+#include "../vision/img.h"
+#include "../weights/config.h"
+#include "../weights/st.h"
+
+#define CLI_MAX_IMAGES 256
+
+/* The running subcommand's name, for messages. */
+extern const char *cli_cmd;
+
+/* Prints "flamingo: CMD: msg" and returns 1. */
+int cli_fail(const char *msg);
+/* Prints "flamingo: CMD: <fmt with arg> (see flamingo CMD --help)" and returns 2. */
+int cli_usage(const char *fmt, const char *arg);
+/* Parses -t/--threads and restarts the thread pool; 0, or an exit status. */
+int cli_threads(const char *arg);
+/* Parses a number in [lo, hi] for option `name`; 0, or an exit status. */
+int cli_long(const char *name, const char *arg, long lo, long hi, long *out);
+int cli_float(const char *name, const char *arg, double lo, double hi, float *out);
+
+/* Opens a model file and parses its config (errors name the file). */
+int cli_open_model(const char *path, struct st_file **f, struct fl_config *cfg, struct fl_err *err);
+/* Reads and decodes an image file (errors name the file). */
+int cli_load_image(const char *path, struct img *img, struct fl_err *err);
+/* Decodes and preprocesses n image files into pixels [n][3][S][S]. */
+int cli_load_pixels(const char *const *paths, int n, const struct cfg_preprocess *pre, float **pixels,
+                    struct fl_err *err);
+
+int cmd_preprocess(int argc, char **argv);
+int cmd_encode(int argc, char **argv);
+int cmd_info(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_tokenize(int argc, char **argv);
+int cmd_logits(int argc, char **argv);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * main.c - the `flamingo` command line: one binary, one subcommand per job.
+ *
+ * Each subcommand (cmd_*.c) parses its flags, calls library code that
+ * returns errors as values, and turns a failure into one line on stderr and
+ * a non-zero exit status (1: the command failed, 2: bad usage).  Nothing
+ * below the CLI prints or exits.
+ */
+#include <getopt.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "../bench/bench.h"
+#include "../core/mat.h"
+#include "cli.h"
+
+#define FLAMINGO_VERSION "0.2.0"
+
+/* ---- dispatch ------------------------------------------------------------ */
+
+static void print_help(void) {
+    printf("flamingo %s - Flamingo-style vision-language models on CPUs\n\n"
+           "usage: flamingo COMMAND [options]   (flamingo COMMAND --help for details)\n\n"
+           "  preprocess -i IMG -o OUT      the model's input pixels (float32 CHW)\n"
+           "  encode -m MODEL -i IMG -o OUT the vision tower's tokens (float32)\n"
+           "  info MODEL                    config, tensors, dtypes and parameters of a model file\n"
+           "  run -m MODEL -i IMG -p PROMPT  answer: generated text, streamed to stdout\n"
+           "  tokenize -m MODEL -p TEXT     token ids as a JSON array (--decode: the reverse)\n"
+           "  logits -m MODEL -i IMG -p PROMPT -o OUT   float32 logits [tokens][vocabulary]\n"
+           "  bench --synthetic vit-l-14    performance against this machine's sgemm rate\n"
+           "  version                       print the version\n",
+           FLAMINGO_VERSION);
+}
+
+int main(int argc, char **argv) {
+    if (mat_init(0) < 0) {
+        fprintf(stderr, "flamingo: cannot start worker threads\n");
+        return 1;
+    }
+    if (argc < 2) {
+        fprintf(stderr, "flamingo: missing command; usage: flamingo COMMAND [options] (see flamingo --help)\n");
+        return 2;
+    }
+    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        print_help();
+        return 0;
+    }
+    if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
+        printf("flamingo %s\n", FLAMINGO_VERSION);
+        return 0;
+    }
+    cli_cmd = argv[1];
+    static const struct {
+        const char *name;
+        int (*fn)(int, char **);
+    } cmds[] = {
+        {"preprocess", cmd_preprocess}, {"encode", cmd_encode}, {"info", cmd_info}, {"bench", bench_main},
+        {"run", cmd_run},               {"tokenize", cmd_tokenize}, {"logits", cmd_logits},
+    };
+    for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
+        if (!strcmp(argv[1], cmds[i].name)) {
+            optind = 1;
+            int status = cmds[i].fn(argc - 1, argv + 1);
+            mat_shutdown();
+            return status;
+        }
+    fprintf(stderr, "flamingo: unknown command '%s' (see flamingo --help)\n", argv[1]);
+    return 2;
+}

@@ -1,0 +1,70 @@
+/*
+ * lm.h - the language model with its gated cross-attention blocks: MPT (as
+ * MosaicGPT-1B and MPT-7B) and GPT-NeoX (RedPajama-INCITE), one decoder
+ * layer abstraction whose family differences are configuration.
+ *
+ * Objects and owners:
+ *   lm_model   weights (mapped), immutable, shared by every sequence
+ *   lm_media   the images of one request: each image's cross-attention keys
+ *              and values for every block, computed once (lm_media_add) and
+ *              shared by all sequences of the request (e.g. beams)
+ *   lm_seq     one sequence: its KV cache (allocated once, n_ctx positions),
+ *              the number of tokens and of <image> tokens seen
+ *   lm_scratch the buffers of a forward pass over up to max_tokens tokens;
+ *              one per computing thread
+ * lm_forward appends tokens to a sequence and returns their logits.  It
+ * allocates nothing.  One thread at a time per sequence and scratch.
+ */
+#ifndef FL_LM_H
+#define FL_LM_H
+
+#include "../core/err.h"
+#include "../weights/config.h"
+#include "../weights/st.h"
+
+struct lm_model;
+struct lm_media;
+struct lm_seq;
+struct lm_scratch;
+
+/* Binds the language model and cross-attention tensors (names in
+ * docs/FORMAT.md) of f for the config.  f must outlive the model. */
+int lm_load(const struct st_file *f, const struct fl_config *cfg, struct lm_model **out,
+            struct fl_err *err);
+void lm_free(struct lm_model *m);
+const struct cfg_lm *lm_config(const struct lm_model *m);
+
+/* Room for max_images images. */
+int lm_media_init(const struct lm_model *m, int max_images, struct lm_media **out, struct fl_err *err);
+void lm_media_free(struct lm_media *md);
+void lm_media_clear(struct lm_media *md);
+int lm_media_count(const struct lm_media *md);
+/* Adds one image given its Perceiver latents [num_latents][vision width]. */
+int lm_media_add(const struct lm_model *m, struct lm_media *md, const float *latents, struct fl_err *err);
+
+/* A sequence of up to n_ctx tokens (capped by the model's max_seq_len). */
+int lm_seq_init(const struct lm_model *m, int n_ctx, struct lm_seq **out, struct fl_err *err);
+void lm_seq_free(struct lm_seq *s);
+void lm_seq_reset(struct lm_seq *s);
+int lm_seq_len(const struct lm_seq *s);
+int lm_seq_capacity(const struct lm_seq *s);
+/* dst becomes a copy of src (same model; dst's capacity >= src's length). */
+void lm_seq_copy(struct lm_seq *dst, const struct lm_seq *src);
+
+int lm_scratch_init(const struct lm_model *m, int max_tokens, int n_ctx, struct lm_scratch **out,
+                    struct fl_err *err);
+void lm_scratch_free(struct lm_scratch *s);
+
+/*
+ * Appends ids[0..n) to s and runs them.  <image> ids (tokens.media) take the
+ * next image of md in order; each token attends to the latest image at or
+ * before it.  logits: NULL, or [n][vocab] when all_logits, or [vocab] for
+ * the last token only.  Errors: more tokens than the sequence holds (the
+ * context), more <image> tokens than images, an id outside the vocabulary.
+ * Long inputs are processed in chunks of the scratch's max_tokens.
+ */
+int lm_forward(const struct lm_model *m, struct lm_seq *s, const struct lm_media *md,
+               struct lm_scratch *sc, const int *ids, int n, float *logits, int all_logits,
+               struct fl_err *err);
+
+#endif

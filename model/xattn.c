@@ -1,0 +1,108 @@
+/*
+ * xattn.c - see xattn.h.
+ *
+ * Because an image index never decreases along a sequence, the tokens that
+ * see the same image form contiguous runs; each (run, head) pair is one
+ * attention task over that image's n_latents keys.  Rows of tokens without
+ * an image stay zero, and to_out has no bias, so their attention branch adds
+ * exactly nothing, as in OpenFlamingo (which zeroes their softmax rows).
+ * The gates scale the GEMMs through their alpha, adding into x directly.
+ */
+#include "xattn.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "../core/mat.h"
+
+int xattn_load(struct wl *w, const char *prefix, int d, int dv, const struct cfg_xattn *cfg,
+               struct xattn_block *b, struct fl_err *err) {
+    memset(b, 0, sizeof *b);
+    b->d = d;
+    b->dv = dv;
+    b->heads = cfg->heads;
+    b->dim_head = cfg->dim_head;
+    b->inner = cfg->heads * cfg->dim_head;
+    b->ff = cfg->ff_mult * d;
+    const int64_t s1[] = {1}, sd[] = {d}, sq[] = {b->inner, d}, skv[] = {2 * b->inner, dv};
+    const int64_t so[] = {d, b->inner}, su[] = {b->ff, d}, sdn[] = {d, b->ff};
+    const float *ag, *fg;
+    const char *g = "gated_cross_attn_layer";
+    int rc;
+    if ((rc = wl_getf(w, &ag, 0, err, 1, s1, "%s%s.attn_gate", prefix, g)) < 0 ||
+        (rc = wl_getf(w, &fg, 0, err, 1, s1, "%s%s.ff_gate", prefix, g)) < 0 ||
+        (rc = wl_getf(w, &b->norm_w, 0, err, 1, sd, "%s%s.attn.norm.weight", prefix, g)) < 0 ||
+        (rc = wl_getf(w, &b->norm_b, 0, err, 1, sd, "%s%s.attn.norm.bias", prefix, g)) < 0 ||
+        (rc = wl_getf(w, &b->to_q, 0, err, 2, sq, "%s%s.attn.to_q.weight", prefix, g)) < 0 ||
+        (rc = wl_getf(w, &b->to_kv, 0, err, 2, skv, "%s%s.attn.to_kv.weight", prefix, g)) < 0 ||
+        (rc = wl_getf(w, &b->to_out, 0, err, 2, so, "%s%s.attn.to_out.weight", prefix, g)) < 0 ||
+        (rc = wl_getf(w, &b->ff_norm_w, 0, err, 1, sd, "%s%s.ff.0.weight", prefix, g)) < 0 ||
+        (rc = wl_getf(w, &b->ff_norm_b, 0, err, 1, sd, "%s%s.ff.0.bias", prefix, g)) < 0 ||
+        (rc = wl_getf(w, &b->ff_up, 0, err, 2, su, "%s%s.ff.1.weight", prefix, g)) < 0 ||
+        (rc = wl_getf(w, &b->ff_down, 0, err, 2, sdn, "%s%s.ff.3.weight", prefix, g)) < 0)
+        return rc;
+    b->attn_gate = tanhf(ag[0]);
+    b->ff_gate = tanhf(fg[0]);
+    return 0;
+}
+
+void xattn_media_kv(const struct xattn_block *b, const float *latents, int n_latents, float *kv) {
+    mat_linear(kv, latents, b->to_kv, NULL, n_latents, 2 * b->inner, b->dv, 0);
+}
+
+struct run {
+    int t0, len, img;
+};
+
+struct xattn_job {
+    const struct xattn_block *b;
+    const struct run *runs;
+    const float *const *media_kv;
+    int n_latents;
+    struct xattn_scratch *s;
+};
+
+static void xattn_fill(void *ctx, int task, struct kern_attn *a) {
+    const struct xattn_job *j = ctx;
+    const struct xattn_block *b = j->b;
+    const struct run *r = &j->runs[task / b->heads];
+    const int h = task % b->heads, dh = b->dim_head;
+    const float *kv = j->media_kv[r->img];
+    *a = (struct kern_attn){
+        .q = j->s->q + (size_t)r->t0 * b->inner + (size_t)h * dh, .ldq = b->inner, .n_q = r->len,
+        .k = kv + (size_t)h * dh, .v = kv + b->inner + (size_t)h * dh, .ldkv = 2 * b->inner,
+        .n_kv = j->n_latents, .dim = dh, .scale = 1.0f / sqrtf((float)dh),
+        .out = j->s->attn + (size_t)r->t0 * b->inner + (size_t)h * dh, .ld_out = b->inner,
+    };
+}
+
+void xattn_forward(const struct xattn_block *b, float *x, int n, const int *img,
+                   const float *const *media_kv, int n_latents, struct xattn_scratch *s) {
+    const int d = b->d, I = b->inner;
+    const float eps = 1e-5f; /* nn.LayerNorm default */
+    /* Runs of tokens that see the same image; at most n of them. */
+    struct run runs_buf[64];
+    int first = 0;
+    while (first < n && img[first] < 0) first++;
+    memset(s->attn, 0, (size_t)n * I * sizeof(float));
+    if (first < n) {
+        mat_layernorm(s->h, x, b->norm_w, b->norm_b, n, d, eps);
+        mat_linear(s->q, s->h, b->to_q, NULL, n, I, d, 0);
+        for (int t = first; t < n;) {
+            int n_runs = 0;
+            while (t < n && n_runs < 64) {
+                int t0 = t;
+                while (t < n && img[t] == img[t0]) t++;
+                runs_buf[n_runs++] = (struct run){t0, t - t0, img[t0]};
+            }
+            struct xattn_job job = {b, runs_buf, media_kv, n_latents, s};
+            mat_attention_run(n_runs * b->heads, xattn_fill, &job, s->attn_scratch, s->attn_scratch_floats);
+        }
+        /* x += tanh(attn_gate) * attn to_out^T (rows without an image are 0) */
+        mat_gemm(0, 1, n, d, I, b->attn_gate, s->attn, I, b->to_out, I, 1.0f, x, d);
+    }
+    mat_layernorm(s->h, x, b->ff_norm_w, b->ff_norm_b, n, d, eps);
+    mat_linear(s->ff, s->h, b->ff_up, NULL, n, b->ff, d, 0);
+    mat_gelu(s->ff, (size_t)n * b->ff);
+    mat_gemm(0, 1, n, d, b->ff, b->ff_gate, s->ff, b->ff, b->ff_down, b->ff, 1.0f, x, d);
+}

@@ -138,6 +138,88 @@ static void check_model(const char *name) {
     st_close(io);
 }
 
+struct collect {
+    char text[4096];
+    size_t len;
+    int steps, cancel_after;
+};
+
+static int collect_cb(void *ctx, const struct gen_step *st) {
+    struct collect *c = ctx;
+    if (c->len + st->text_len < sizeof c->text) {
+        memcpy(c->text + c->len, st->text, st->text_len);
+        c->len += st->text_len;
+    }
+    c->steps++;
+    return c->cancel_after && c->steps >= c->cancel_after;
+}
+
+/* Streaming, stop strings and cancelling, on a case with a long greedy text. */
+static void check_streaming(void) {
+    struct fl_err err = {0};
+    struct fm_model *m = NULL;
+    struct st_file *io = NULL;
+    CHECK_INT(fm_open("tests/fixtures/of_neox.safetensors", &m, &err), 0);
+    CHECK_INT(st_open("tests/fixtures/of_neox.io.safetensors", &io, &err), 0);
+    if (!m || !io) {
+        fm_close(m);
+        st_close(io);
+        return;
+    }
+    struct fm_ctx *ctx = NULL;
+    CHECK_INT(fm_ctx_init(m, 2, 16, m->cfg.lm.max_seq_len, &ctx, &err), 0);
+    const struct st_tensor *tid = find(io, 1, "ids"), *tpx = find(io, 1, "pixels");
+    CHECK_INT(fm_add_images(ctx, st_f32_view(tpx), (int)tpx->shape[0], &err), 0);
+    struct gen_params gp;
+    gen_defaults(&gp);
+    gp.max_new_tokens = 16;
+    struct gen_result res;
+    int ids[64];
+    struct collect all = {0};
+    CHECK_INT(gen_run(ctx, tid->data, (int)tid->n_elems, &gp, collect_cb, &all, ids, 64, &res, &err), 0);
+    /* the streamed pieces add up to the decode of the ids */
+    char whole[4096];
+    size_t w = 0;
+    struct tok_stream ts = {0};
+    for (int i = 0; i < res.n_generated; i++) w += tok_decode_next(m->tok, &ts, ids[i], whole + w, sizeof whole - w);
+    w += tok_decode_end(&ts, whole + w);
+    CHECK(all.len == w && memcmp(all.text, whole, w) == 0);
+    CHECK(res.n_generated == 16 && res.finish == GEN_FINISH_LENGTH);
+    /* a stop string from the middle of that text: the output ends just before it */
+    CHECK(all.len > 12);
+    char stop[4];
+    memcpy(stop, all.text + all.len / 2, 3);
+    stop[3] = 0;
+    const char *first = strstr(all.text, stop);
+    gp.stop[0] = stop;
+    gp.n_stop = 1;
+    struct collect cut = {0};
+    lm_media_clear(ctx->media);
+    CHECK_INT(fm_add_images(ctx, st_f32_view(tpx), (int)tpx->shape[0], &err), 0);
+    CHECK_INT(gen_run(ctx, tid->data, (int)tid->n_elems, &gp, collect_cb, &cut, NULL, 0, &res, &err), 0);
+    CHECK(first && cut.len == (size_t)(first - all.text) && memcmp(cut.text, all.text, cut.len) == 0);
+    CHECK_INT(res.finish, GEN_FINISH_STOP);
+    CHECK(res.n_generated < 16);
+    /* a callback that asks to stop after 3 tokens */
+    gp.n_stop = 0;
+    struct collect three = {.cancel_after = 3};
+    lm_media_clear(ctx->media);
+    CHECK_INT(fm_add_images(ctx, st_f32_view(tpx), (int)tpx->shape[0], &err), 0);
+    CHECK_INT(gen_run(ctx, tid->data, (int)tid->n_elems, &gp, collect_cb, &three, NULL, 0, &res, &err), 0);
+    CHECK(res.finish == GEN_FINISH_CANCEL && res.n_generated == 3);
+    /* sampling with a seed is reproducible */
+    gp.smp.temperature = 0.9f;
+    gp.smp.seed = 5;
+    int s1[64], s2[64];
+    struct gen_result r1, r2;
+    CHECK_INT(gen_run(ctx, tid->data, (int)tid->n_elems, &gp, NULL, NULL, s1, 64, &r1, &err), 0);
+    CHECK_INT(gen_run(ctx, tid->data, (int)tid->n_elems, &gp, NULL, NULL, s2, 64, &r2, &err), 0);
+    CHECK(r1.n_generated == r2.n_generated && memcmp(s1, s2, (size_t)r1.n_generated * sizeof(int)) == 0);
+    fm_ctx_free(ctx);
+    fm_close(m);
+    st_close(io);
+}
+
 /* Bad input to the model: clean errors, nothing run. */
 static void check_errors(void) {
     struct fl_err err = {0};
@@ -178,6 +260,7 @@ int main(void) {
     check_model("of_mpt");
     check_model("of_neox");
     check_model("of_neox4");
+    check_streaming();
     check_errors();
     mat_shutdown();
     return TEST_END();

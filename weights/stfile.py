@@ -13,8 +13,14 @@ Together these make every tensor of a mapped file naturally aligned.
     write("m.safetensors", {"w": np.ones((2, 3), np.float32)},
           metadata={"config": "{}"}, dtypes={"w": "bf16"})
     tensors, metadata = read("m.safetensors")   # bf16 comes back as float32
+
+For files larger than memory (weights/convert.py): `write_stream` takes
+(name, dtype, shape, produce) entries and calls each `produce()` only when
+that tensor's turn to be written comes, converting it in slices; `LazyFile`
+opens a safetensors file and reads one tensor at a time.
 """
 import json
+import os
 import struct
 
 import numpy as np
@@ -52,11 +58,19 @@ def bf16_bits_to_f32(b):
     return (np.asarray(b, dtype=np.uint16).astype(np.uint32) << 16).view(np.float32)
 
 
-def _encode(arr, dt):
-    if dt == "bf16":
-        return f32_to_bf16_bits(arr).astype("<u2").tobytes()
-    np_dt = {"f32": "<f4", "f16": "<f2", "i8": "i1", "u8": "u1", "i32": "<i4"}[dt]
-    return np.ascontiguousarray(arr).astype(np_dt).tobytes()
+CHUNK = 1 << 22  # elements converted at a time: bounds the temporaries of f32 -> f16/bf16
+
+
+def _encode_chunks(arr, dt):
+    """Yield the little-endian bytes of arr stored as dt, a slice at a time."""
+    flat = np.asarray(arr).reshape(-1)
+    for at in range(0, max(flat.size, 1), CHUNK):
+        part = flat[at : at + CHUNK]
+        if dt == "bf16":
+            yield f32_to_bf16_bits(part).astype("<u2", copy=False)
+            continue
+        np_dt = {"f32": "<f4", "f16": "<f2", "i8": "i1", "u8": "u1", "i32": "<i4"}[dt]
+        yield np.ascontiguousarray(part, dtype=np_dt)
 
 
 def write(path, tensors, metadata=None, dtypes=None):
@@ -68,35 +82,138 @@ def write(path, tensors, metadata=None, dtypes=None):
     for name, arr in tensors.items():
         arr = np.asarray(arr)
         dt = dtypes.get(name) or _FROM_NUMPY.get(arr.dtype) or "f32"
+        entries.append((name, dt, arr.shape, lambda arr=arr: arr))
+    write_stream(path, entries, metadata)
+
+
+def write_stream(path, entries, metadata=None, progress=None):
+    """entries: (name, dtype, shape, produce) tuples; produce() returns an array
+    of that shape, called once, when the tensor is written, and dropped after.
+    progress(name, done_bytes, total_bytes), when given, is called after each."""
+    for name, dt, shape, _ in entries:
         if dt not in DTYPES:
             raise ValueError(f"{name}: unknown dtype {dt}")
-        entries.append((name, arr, dt))
-    entries.sort(key=lambda e: (-DTYPES[e[2]][1], e[0]))
-
+    entries = sorted(entries, key=lambda e: (-DTYPES[e[1]][1], e[0]))
     header = {}
     if metadata:
         for k, v in metadata.items():
             if not isinstance(k, str) or not isinstance(v, str):
                 raise TypeError("metadata keys and values must be strings")
         header["__metadata__"] = dict(metadata)
-    blobs, offset = [], 0
-    for name, arr, dt in entries:
-        data = _encode(arr, dt)
-        header[name] = {
-            "dtype": DTYPES[dt][0],
-            "shape": [int(s) for s in arr.shape],
-            "data_offsets": [offset, offset + len(data)],
-        }
-        blobs.append(data)
-        offset += len(data)
+    offset = 0
+    for name, dt, shape, _ in entries:
+        if name in header:
+            raise ValueError(f"tensor {name} given twice")
+        n = DTYPES[dt][1]
+        for d in shape:
+            n *= int(d)
+        header[name] = {"dtype": DTYPES[dt][0], "shape": [int(d) for d in shape],
+                        "data_offsets": [offset, offset + n]}
+        offset += n
     hjson = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
-    pad = (-(8 + len(hjson))) % ALIGN
-    hjson += b" " * pad
+    hjson += b" " * ((-(8 + len(hjson))) % ALIGN)
     with open(path, "wb") as f:
         f.write(struct.pack("<Q", len(hjson)))
         f.write(hjson)
-        for b in blobs:
-            f.write(b)
+        for name, dt, shape, produce in entries:
+            arr = np.asarray(produce())
+            if tuple(arr.shape) != tuple(int(d) for d in shape):
+                raise ValueError(f"{name}: produced shape {list(arr.shape)}, declared {list(shape)}")
+            written = 0
+            for chunk in _encode_chunks(arr, dt):
+                f.write(memoryview(chunk).cast("B"))
+                written += chunk.nbytes
+            b, e = header[name]["data_offsets"]
+            if written != e - b:
+                raise ValueError(f"{name}: wrote {written} bytes, declared {e - b}")
+            del arr
+            if progress:
+                progress(name, e, offset)
+
+
+class LazyTensor:
+    """One tensor of a LazyFile: dtype is a numpy dtype string, or "bf16"
+    (read() then gives the uint16 bit patterns), shape a tuple."""
+
+    def __init__(self, lazy_file, name, dtype, shape, begin, end):
+        self.file, self.name, self.dtype, self.shape = lazy_file, name, dtype, shape
+        self.begin, self.end = begin, end
+
+    def numpy(self):
+        return self.file.read_tensor(self)
+
+    def __repr__(self):
+        return f"LazyTensor({self.dtype}, {list(self.shape)})"
+
+
+_NP_OF = {"F32": "<f4", "F16": "<f2", "BF16": "bf16", "F64": "<f8", "I64": "<i8", "I32": "<i4",
+          "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
+
+
+class LazyFile:
+    """A safetensors file opened for reading one tensor at a time.  The header
+    is checked the way weights/st.c checks it (sizes, bounds, overlaps)."""
+
+    MAX_HEADER = 64 << 20
+
+    def __init__(self, path):
+        self.path = path
+        self.f = open(path, "rb")
+        size = os.fstat(self.f.fileno()).st_size
+        head = self.f.read(8)
+        if len(head) != 8:
+            raise ValueError(f"{path}: too short for a safetensors file")
+        (hlen,) = struct.unpack("<Q", head)
+        if hlen > self.MAX_HEADER or 8 + hlen > size:
+            raise ValueError(f"{path}: header length {hlen} is impossible for a "
+                             f"{size}-byte file (truncated, or not safetensors)")
+        try:
+            header = json.loads(self.f.read(hlen).decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as e:
+            raise ValueError(f"{path}: the header is not JSON ({e})") from None
+        if not isinstance(header, dict):
+            raise ValueError(f"{path}: the header is not a JSON object")
+        self.data_start, data_size = 8 + hlen, size - 8 - hlen
+        meta = header.pop("__metadata__", None) or {}
+        self.metadata = meta if isinstance(meta, dict) else {}
+        self.tensors = {}
+        spans = []
+        for name, info in header.items():
+            try:
+                dt = _NP_OF[info["dtype"]]
+                shape = tuple(int(d) for d in info["shape"])
+                b, e = (int(x) for x in info["data_offsets"])
+            except (KeyError, TypeError, ValueError):
+                raise ValueError(f"{path}: bad header entry for {name!r} (unknown dtype or "
+                                 "malformed shape / offsets)") from None
+            el = 2 if dt == "bf16" else np.dtype(dt).itemsize
+            n = el
+            for d in shape:
+                if d < 0:
+                    raise ValueError(f"{path}: {name}: negative dimension")
+                n *= d
+            if not 0 <= b <= e or e - b != n:
+                raise ValueError(f"{path}: {name}: data_offsets {b}..{e} do not hold {n} bytes")
+            if e > data_size:
+                raise ValueError(f"{path}: {name} ends at byte {e} of a {data_size}-byte data "
+                                 "section (truncated file)")
+            spans.append((b, e, name))
+            self.tensors[name] = LazyTensor(self, name, dt, shape, b, e)
+        spans.sort()
+        for (b0, e0, n0), (b1, e1, n1) in zip(spans, spans[1:]):
+            if b1 < e0 and b1 != e1:
+                raise ValueError(f"{path}: tensors {n0} and {n1} overlap")
+
+    def read_tensor(self, t):
+        self.f.seek(self.data_start + t.begin)
+        buf = self.f.read(t.end - t.begin)
+        if len(buf) != t.end - t.begin:
+            raise ValueError(f"{self.path}: truncated while reading {t.name}")
+        a = np.frombuffer(buf, dtype="<u2" if t.dtype == "bf16" else t.dtype)
+        return a.reshape(t.shape)
+
+    def close(self):
+        self.f.close()
 
 
 def read(path):

@@ -149,7 +149,7 @@ def random_state(cfg, seed, vision_extra, init):
             continue
         sd["vision_encoder." + k] = v
     if "proj" in vision_extra:
-        sd["vision_encoder.proj"] = lin(cfg["vision"]["width"], 24).T.copy()
+        sd["vision_encoder.proj"] = lin(24, cfg["vision"]["width"]).T.copy()   # [W, E], used as x @ proj
 
     rng = np.random.default_rng([seed, 1])
     Wv = cfg["vision"]["width"]

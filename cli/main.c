@@ -19,17 +19,19 @@
 /* ---- dispatch ------------------------------------------------------------ */
 
 static void print_help(void) {
-    printf("flamingo %s - Flamingo-style vision-language models on CPUs\n\n"
-           "usage: flamingo COMMAND [options]   (flamingo COMMAND --help for details)\n\n"
-           "  preprocess -i IMG -o OUT      the model's input pixels (float32 CHW)\n"
-           "  encode -m MODEL -i IMG -o OUT the vision tower's tokens (float32)\n"
-           "  info MODEL                    config, tensors, dtypes and parameters of a model file\n"
-           "  run -m MODEL -i IMG -p PROMPT  answer: generated text, streamed to stdout\n"
-           "  tokenize -m MODEL -p TEXT     token ids as a JSON array (--decode: the reverse)\n"
-           "  logits -m MODEL -i IMG -p PROMPT -o OUT   float32 logits [tokens][vocabulary]\n"
-           "  bench --synthetic vit-l-14    performance against this machine's sgemm rate\n"
-           "  version                       print the version\n",
-           FLAMINGO_VERSION);
+    printf(
+        "flamingo %s - Flamingo-style vision-language models on CPUs\n\n"
+        "usage: flamingo COMMAND [options]   (flamingo COMMAND --help for details)\n\n"
+        "  preprocess -i IMG -o OUT      the model's input pixels (float32 CHW)\n"
+        "  encode -m MODEL -i IMG -o OUT the vision tower's tokens (float32)\n"
+        "  info MODEL                    config, tensors, dtypes and parameters of a model file\n"
+        "  run -m MODEL -i IMG -p PROMPT  answer: generated text, streamed to stdout\n"
+        "  tokenize -m MODEL -p TEXT     token ids as a JSON array (--decode: the reverse)\n"
+        "  logits -m MODEL -i IMG -p PROMPT -o OUT   float32 logits [tokens][vocabulary]\n"
+        "  models                        the public OpenFlamingo models: sizes, memory (weights/fetch.sh)\n"
+        "  bench --synthetic vit-l-14    performance against this machine's sgemm rate\n"
+        "  version                       print the version\n",
+        FLAMINGO_VERSION);
 }
 
 int main(int argc, char **argv) {
@@ -38,7 +40,8 @@ int main(int argc, char **argv) {
         return 1;
     }
     if (argc < 2) {
-        fprintf(stderr, "flamingo: missing command; usage: flamingo COMMAND [options] (see flamingo --help)\n");
+        fprintf(stderr,
+                "flamingo: missing command; usage: flamingo COMMAND [options] (see flamingo --help)\n");
         return 2;
     }
     if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
@@ -54,8 +57,9 @@ int main(int argc, char **argv) {
         const char *name;
         int (*fn)(int, char **);
     } cmds[] = {
-        {"preprocess", cmd_preprocess}, {"encode", cmd_encode}, {"info", cmd_info}, {"bench", bench_main},
-        {"run", cmd_run},               {"tokenize", cmd_tokenize}, {"logits", cmd_logits},
+        {"preprocess", cmd_preprocess}, {"encode", cmd_encode}, {"info", cmd_info},
+        {"bench", bench_main},          {"run", cmd_run},       {"tokenize", cmd_tokenize},
+        {"logits", cmd_logits},         {"models", cmd_models},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) {

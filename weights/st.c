@@ -369,6 +369,14 @@ const float *st_f32_view(const struct st_tensor *t) {
     return t->data;
 }
 
+void st_release(const struct st_file *f, const struct st_tensor *t) {
+    if (!f->mapped || !t->data || t->n_bytes == 0) return;
+    size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    uintptr_t lo = ((uintptr_t)t->data + page - 1) / page * page;
+    uintptr_t hi = ((uintptr_t)t->data + t->n_bytes) / page * page;
+    if (hi > lo) madvise((void *)lo, hi - lo, MADV_DONTNEED);
+}
+
 float st_f16_to_f32(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;
     uint32_t exp = (h >> 10) & 0x1fu;

@@ -85,6 +85,13 @@ const float *st_f32_view(const struct st_tensor *t);
  * error naming the tensor. */
 int st_to_f32(const struct st_tensor *t, float *dst, struct fl_err *err);
 
+/* Tells the kernel that t's bytes in the mapping will not be read again (after
+ * they were converted into a copy), so that the pages it holds are given back
+ * instead of staying resident beside the copy.  Only whole pages inside t are
+ * released; a later read still works (it faults the page back in).  A no-op
+ * for files opened from memory. */
+void st_release(const struct st_file *f, const struct st_tensor *t);
+
 /* Scalar conversions, exposed for kernels and tests. */
 float st_f16_to_f32(uint16_t h);
 float st_bf16_to_f32(uint16_t b);

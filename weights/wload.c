@@ -65,6 +65,7 @@ int wl_get(struct wl *w, const char *name, int n_dims, const int64_t *shape, int
         fl_err_prefix(err, "%s", st_path(w->file));
         return rc;
     }
+    st_release(w->file, t); /* the copy replaces the mapped bytes: do not keep both resident */
     w->owned[w->n_owned++] = copy;
     w->owned_bytes += (size_t)t->n_elems * sizeof *copy;
     *out = copy;

@@ -272,6 +272,34 @@ def errors(tmp, made):
         json.dump(vc, open(vc_path, "w"))
         expect_error(f"vision config with {layers} layers for a 2-layer tower",
                      convert(dict(mos, vision_config=vc_path), out), out, needle)
+    # the hub's open_clip_config.json wraps the model config in "model_cfg"; without quick_gelu a
+    # warning says that the tower gets GELU
+    vc = json.load(open(mos["vision_config"]))
+    wrapped = os.path.join(tmp, "open_clip_config.json")
+    json.dump({"model_cfg": vc, "preprocess_cfg": {"mean": [0.5, 0.5, 0.5], "std": [0.25, 0.25, 0.25]}},
+              open(wrapped, "w"))
+    p = convert(dict(mos, vision_config=wrapped), out)
+    meta = stfile.LazyFile(out).metadata if p.returncode == 0 else {}
+    got = json.loads(meta.get("config", "{}"))
+    report(p.returncode == 0 and got["vision"]["act"] == "quick_gelu" and got["preprocess"]["mean"] == [0.5] * 3,
+           f"hub open_clip_config.json (model_cfg + preprocess_cfg) understood {p.stderr.decode().strip()[:150]}")
+    if os.path.exists(out):
+        os.remove(out)
+    del vc["quick_gelu"]
+    no_qg = os.path.join(tmp, "no_quick_gelu.json")
+    json.dump(vc, open(no_qg, "w"))
+    p = convert(dict(mos, vision_config=no_qg), out)
+    got = json.loads(stfile.LazyFile(out).metadata["config"]) if p.returncode == 0 else {}
+    report(p.returncode == 0 and "quick_gelu" in p.stderr.decode() and got["vision"]["act"] == "gelu",
+           f"vision config without quick_gelu: GELU, with a warning: {p.stderr.decode().strip()[:150]}")
+    if os.path.exists(out):
+        os.remove(out)
+    d = os.path.join(tmp, "lm_no_d_model")
+    shutil.copytree(mos["lm"], d)
+    hf = json.load(open(os.path.join(d, "config.json")))
+    del hf["d_model"]
+    json.dump(hf, open(os.path.join(d, "config.json"), "w"))
+    expect_error("config.json without d_model", convert(mos, out, lm=d), out, "no 'd_model'")
     garbage = os.path.join(tmp, "garbage.bin")
     with open(garbage, "wb") as f:
         f.write(b"PK\x03\x04" + os.urandom(5000))

@@ -167,10 +167,13 @@ VIT_L_14 = {"embed_dim": 768, "quick_gelu": True,
 # open_clip's CLIPVisionCfg defaults (model.py) for keys a config leaves out
 VISION_CFG_DEFAULTS = {"layers": 12, "width": 768, "head_width": 64, "mlp_ratio": 4.0, "patch_size": 16,
                        "image_size": 224}
-# keys that change the patch tokens away from the plain CLIP ViT's: refused unless at these
-# values (pooling options only change the pooled output, which OpenFlamingo does not use)
-VISION_CFG_PLAIN = {"ls_init_value": None, "attentional_pool": False, "no_ln_pre": False,
-                    "pos_embed_type": "learnable", "timm_model_name": None}
+# keys that change the patch tokens away from the plain CLIP ViT's: refused unless at one of
+# these values (the other pooling options only change the pooled output, which OpenFlamingo
+# does not use)
+VISION_CFG_PLAIN = {"ls_init_value": (None,), "attentional_pool": (False,), "no_ln_pre": (False,),
+                    "pos_embed_type": ("learnable",), "timm_model_name": (None,),
+                    "pool_type": ("tok", "avg"),  # "none" would keep CLS among the tokens
+                    "output_tokens": (False, True)}
 
 
 def vision_config(path):
@@ -183,15 +186,21 @@ def vision_config(path):
             raise ConvertError(f"{path}: {e.strerror}") from None
         except ValueError as e:
             raise ConvertError(f"{path}: not JSON ({e})") from None
-        if not isinstance(oc, dict) or not isinstance(oc.get("vision_cfg", {}), dict):
+        if isinstance(oc, dict) and isinstance(oc.get("model_cfg"), dict):
+            # the hub's open_clip_config.json: {"model_cfg": {...}, "preprocess_cfg": {...}}
+            oc = dict(oc["model_cfg"], preprocess_cfg=oc.get("preprocess_cfg") or {})
+        if not isinstance(oc, dict) or not isinstance(oc.get("vision_cfg"), dict):
             raise ConvertError(f"{path}: not an open_clip model config (no vision_cfg object)")
+        if "quick_gelu" not in oc:
+            print(f"convert: warning: {path} does not set quick_gelu, so the tower uses GELU as open_clip "
+                  "defaults to; OpenAI's CLIP weights need \"quick_gelu\": true", file=sys.stderr)
     else:
         oc = VIT_L_14
     vc = dict(VISION_CFG_DEFAULTS)
     vc.update(oc.get("vision_cfg", {}))
     where = path or "the default ViT-L-14 config"
     for k, plain in VISION_CFG_PLAIN.items():
-        if k in vc and vc[k] != plain:
+        if k in vc and vc[k] not in plain:
             raise ConvertError(f"{where}: vision_cfg.{k} = {vc[k]!r} is not supported "
                                "(flamingo.c runs the plain CLIP ViT)")
     size = vc["image_size"]
@@ -335,12 +344,22 @@ def _hf_clip_vision(path, raw):
 # ---------------------------------------------------------------------------------------
 # The language model (HF folder)
 
-LM_BUFFERS = re.compile(r"(^|\.)(attention\.(bias|masked_bias|rotary_emb\.inv_freq)|attn\.bias|"
-                        r"rotary_emb\.inv_freq)$")
+# buffers that older HF / MosaicML checkpoints carry next to the parameters: the causal mask and
+# the rotary tables are recomputed by the engine, never read
+LM_BUFFERS = re.compile(r"(^|\.)(attention\.(bias|masked_bias)|attn\.bias|"
+                        r"rotary_emb\.(inv_freq|cos_cached|sin_cached))$")
 
 
 def lm_config(lm_dir):
     path = os.path.join(lm_dir, "config.json")
+    try:
+        return _lm_config(lm_dir, path)
+    except (KeyError, TypeError, ValueError) as e:
+        what = f"no '{e.args[0]}'" if isinstance(e, KeyError) else f"a malformed value ({e})"
+        raise ConvertError(f"{path}: {what}; not a config.json of an MPT or GPT-NeoX model?") from None
+
+
+def _lm_config(lm_dir, path):
     if not os.path.isdir(lm_dir):
         raise ConvertError(f"{lm_dir}: not a directory (--lm takes the HF model folder)")
     try:
@@ -350,6 +369,8 @@ def lm_config(lm_dir):
         raise ConvertError(f"{path}: missing (--lm must hold the model's config.json)") from None
     except ValueError as e:
         raise ConvertError(f"{path}: not JSON ({e})") from None
+    if not isinstance(hf, dict):
+        raise ConvertError(f"{path}: not a JSON object")
     mt = hf.get("model_type")
     bad = lambda what: ConvertError(f"{path}: {what} is not supported by flamingo.c")  # noqa: E731
     if mt == "mosaic_gpt":
@@ -383,7 +404,7 @@ def lm_config(lm_dir):
             raise bad("prefix_lm")
         if hf.get("logit_scale") is not None:
             raise bad(f"logit_scale = {hf['logit_scale']!r}")
-        if hf.get("norm_type", "low_precision_layernorm") not in ("low_precision_layernorm", "layernorm"):
+        if str(hf.get("norm_type", "low_precision_layernorm")).lower() not in ("low_precision_layernorm", "layernorm"):
             raise bad(f"norm_type {hf.get('norm_type')!r}")
         ffn = hf.get("ffn_config") or {}
         if ffn.get("ffn_type", "mptmlp") != "mptmlp" or ffn.get("ffn_act_fn") not in (None, {"name": "gelu"}):
@@ -405,8 +426,9 @@ def lm_config(lm_dir):
               "n_heads": int(hf["num_attention_heads"]), "mlp_dim": int(hf["intermediate_size"]),
               "max_seq_len": int(hf.get("max_position_embeddings", 2048)),
               "ln_eps": float(hf.get("layer_norm_eps", 1e-5)),
-              "rotary_pct": float(hf.get("rotary_pct", 0.25)),
-              "rotary_base": float(hf.get("rotary_emb_base", 10000)),
+              # newer transformers write partial_rotary_factor / rope_theta for the same two
+              "rotary_pct": float(hf.get("rotary_pct", hf.get("partial_rotary_factor", 0.25))),
+              "rotary_base": float(hf.get("rotary_emb_base", hf.get("rope_theta", 10000))),
               # HF GPTNeoXConfig defaults: rotary_pct 0.25, use_parallel_residual True
               "parallel_residual": bool(hf.get("use_parallel_residual", True)), "qk_ln": False}
     elif mt is None:
@@ -416,7 +438,6 @@ def lm_config(lm_dir):
                            "mosaic_gpt for MPT-1B, mpt for MPT-7B, gpt_neox for RedPajama-3B)")
     if lm["n_heads"] <= 0 or lm["d_model"] % lm["n_heads"]:
         raise ConvertError(f"{path}: {lm['n_heads']} heads do not divide width {lm['d_model']}")
-    lm["hf_vocab_size"] = hf.get("vocab_size")
     lm["tied"] = lm["family"] != "gpt_neox" or bool(hf.get("tie_word_embeddings", False))
     lm["eos_token_id"] = hf.get("eos_token_id")
     return lm

@@ -25,19 +25,11 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 sys.path.insert(0, os.path.join(ROOT, "weights"))
 import convert  # noqa: E402  (only for the list of tensor names and shapes)
+import flamingo_ref  # noqa: E402
 import upstream  # noqa: E402
 
-CFG = {
-    "vision": {"image_size": 224, "patch_size": 14, "width": 1024, "layers": 24, "heads": 16, "mlp_dim": 4096,
-               "act": "quick_gelu", "ln_eps": 1e-5, "output": "patch_tokens", "ln_post": False},
-    "preprocess": {"kind": "open_clip", "image_size": 224, "mean": convert.OPENAI_MEAN, "std": convert.OPENAI_STD},
-    "perceiver": {"depth": 6, "heads": 8, "dim_head": 64, "num_latents": 64, "ff_mult": 4},
-    "lm": {"family": "mosaic_gpt", "d_model": 2048, "n_layers": 24, "n_heads": 16, "mlp_dim": 8192,
-           "vocab_size": 50280, "max_seq_len": 2048, "ln_eps": 1e-5, "qk_ln": True, "alibi_bias_max": 8,
-           "rotary_pct": 1.0, "rotary_base": 10000, "parallel_residual": False},
-    "xattn": {"every": 1, "heads": 8, "dim_head": 64, "ff_mult": 4},
-    "tokens": {"media": 50278, "endofchunk": 50277, "pad": 50279, "eos": 0},
-}
+# flamingo_ref's defaults are OpenFlamingo-3B's shape (docs/FORMAT.md section 3)
+CFG = flamingo_ref.full_config({})
 
 
 def random_part(names, rng):

@@ -152,6 +152,17 @@ def _torch_load(path, jit):
     return out
 
 
+def read_json(path, hint=""):
+    """A JSON file, or a ConvertError naming it (hint: what the file should be)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except OSError as e:
+        raise ConvertError(f"{path}: {e.strerror or e}{hint}") from None
+    except ValueError as e:
+        raise ConvertError(f"{path}: not JSON ({e})") from None
+
+
 def shape_str(s):
     return "[" + ", ".join(str(d) for d in s) + "]"
 
@@ -179,13 +190,7 @@ VISION_CFG_PLAIN = {"ls_init_value": (None,), "attentional_pool": (False,), "no_
 def vision_config(path):
     """(our vision section, preprocess section, embed_dim) from an open_clip model config."""
     if path:
-        try:
-            with open(path, encoding="utf-8") as f:
-                oc = json.load(f)
-        except OSError as e:
-            raise ConvertError(f"{path}: {e.strerror}") from None
-        except ValueError as e:
-            raise ConvertError(f"{path}: not JSON ({e})") from None
+        oc = read_json(path)
         if isinstance(oc, dict) and isinstance(oc.get("model_cfg"), dict):
             # the hub's open_clip_config.json: {"model_cfg": {...}, "preprocess_cfg": {...}}
             oc = dict(oc["model_cfg"], preprocess_cfg=oc.get("preprocess_cfg") or {})
@@ -362,13 +367,7 @@ def lm_config(lm_dir):
 def _lm_config(lm_dir, path):
     if not os.path.isdir(lm_dir):
         raise ConvertError(f"{lm_dir}: not a directory (--lm takes the HF model folder)")
-    try:
-        with open(path, encoding="utf-8") as f:
-            hf = json.load(f)
-    except OSError:
-        raise ConvertError(f"{path}: missing (--lm must hold the model's config.json)") from None
-    except ValueError as e:
-        raise ConvertError(f"{path}: not JSON ({e})") from None
+    hf = read_json(path, " (--lm must hold the model's config.json)")
     if not isinstance(hf, dict):
         raise ConvertError(f"{path}: not a JSON object")
     mt = hf.get("model_type")
@@ -459,13 +458,10 @@ def lm_tensors(lm_dir):
 
 def _sharded(lm_dir, index):
     path = os.path.join(lm_dir, index)
-    try:
-        with open(path, encoding="utf-8") as f:
-            wm = json.load(f)["weight_map"]
-        if not isinstance(wm, dict):
-            raise TypeError
-    except (ValueError, KeyError, TypeError):
-        raise ConvertError(f"{path}: not a weights index (no weight_map object)") from None
+    index_json = read_json(path)
+    wm = index_json.get("weight_map") if isinstance(index_json, dict) else None
+    if not isinstance(wm, dict):
+        raise ConvertError(f"{path}: not a weights index (no weight_map object)")
     shards = sorted(set(wm.values()))
     out = {}
     for shard in shards:
@@ -524,13 +520,7 @@ def checkpoint_tensors(path):
 
 def load_tokenizer(path, eos_token_id):
     """(tokenizer.json text with OpenFlamingo's tokens added, tokens section, length)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            tj = json.load(f)
-    except OSError as e:
-        raise ConvertError(f"{path}: {e.strerror or e} (--tokenizer takes the LM's tokenizer.json)") from None
-    except ValueError as e:
-        raise ConvertError(f"{path}: not JSON ({e})") from None
+    tj = read_json(path, " (--tokenizer takes the LM's tokenizer.json)")
     model = tj.get("model") if isinstance(tj, dict) else None
     if not isinstance(model, dict) or model.get("type", "BPE") != "BPE" or not isinstance(model.get("vocab"), dict):
         raise ConvertError(f"{path}: not a HF tokenizer.json with a BPE model")

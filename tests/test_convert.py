@@ -137,6 +137,7 @@ def check_outputs(model_path, ref, tok, size):
             flamingo(["logits", "-m", model_path, "-p", prompt, "-o", out] + imgs)
             got = np.fromfile(out, "<f4").reshape(want.shape)
             err = float(np.abs(got - want).max() / np.ptp(want))
+            print(f"      logits of {prompt[:40]!r}: error {err:.2g} of the range")
             if not err <= 1e-4:
                 bad.append(f"logits of {prompt!r}: error {err:.2g} of the range")
             gen = flamingo_ref.generate(ref, ids, pixels, NEW)

@@ -82,10 +82,19 @@ struct lm_seq {
     float *kv; /* [n_layers][2][n_ctx][d] */
 };
 
+/* One group of a forward pass: its rows are x[row0 .. row0 + n). */
+struct fgroup {
+    struct lm_seq *s;
+    const struct lm_media *md;
+    int row0, n, pos0;
+};
+
 struct lm_scratch {
     int max_tokens, n_ctx;
     float *x, *h, *h2, *qkv, *q, *attn, *mlp; /* [max_tokens][...] */
-    int *img;                                 /* [max_tokens] */
+    int *img;                                 /* [max_tokens] image index within the row's sequence */
+    const float **row_kv;                     /* [max_tokens] */
+    struct fgroup *groups;                    /* [max_tokens] */
     float *attn_scratch;
     size_t attn_scratch_floats;
     struct xattn_scratch xs;
@@ -95,16 +104,20 @@ struct lm_scratch {
  * next power of two, interleaved (odd then even) when n' > n heads. */
 static void alibi_slopes(int n, float bias_max, float *out) {
     int np = 1;
-    while (np < n) np *= 2;
+    while (np < n)
+        np *= 2;
     float s[CFG_MAX_HEADS * 2];
-    for (int h = 0; h < np; h++) s[h] = 1.0f / powf(2.0f, (float)(h + 1) * (bias_max / (float)np));
+    for (int h = 0; h < np; h++)
+        s[h] = 1.0f / powf(2.0f, (float)(h + 1) * (bias_max / (float)np));
     if (np == n) {
         memcpy(out, s, (size_t)n * sizeof *out);
         return;
     }
     int k = 0;
-    for (int h = 1; h < np && k < n; h += 2) out[k++] = s[h];
-    for (int h = 0; h < np && k < n; h += 2) out[k++] = s[h];
+    for (int h = 1; h < np && k < n; h += 2)
+        out[k++] = s[h];
+    for (int h = 0; h < np && k < n; h += 2)
+        out[k++] = s[h];
 }
 
 static int get_norm(struct wl *w, const char *name, int bias, int64_t d, const float **wt, const float **b,
@@ -138,7 +151,8 @@ int lm_load(const struct st_file *f, const struct fl_config *cfg, struct lm_mode
     m->n_latents = cfg->perceiver.num_latents;
     m->dv = cfg->vision.width;
     wl_init(&m->wl, f);
-    for (int i = 0; i < c->n_layers; i++) m->n_xattn += cfg_has_xattn(&cfg->xattn, i);
+    for (int i = 0; i < c->n_layers; i++)
+        m->n_xattn += cfg_has_xattn(&cfg->xattn, i);
     m->layers = calloc((size_t)c->n_layers, sizeof *m->layers);
     m->blocks = calloc((size_t)(m->n_xattn ? m->n_xattn : 1), sizeof *m->blocks);
     if (!m->layers || !m->blocks) {
@@ -236,7 +250,8 @@ int lm_media_init(const struct lm_model *m, int max_images, struct lm_media **ou
         lm_media_free(md);
         return fl_err_set(err, FL_ENOMEM, "out of memory for the keys and values of %d images", max_images);
     }
-    for (size_t i = 0; i < slots; i++) md->ptr[i] = md->kv + i * md->L * md->kv_width;
+    for (size_t i = 0; i < slots; i++)
+        md->ptr[i] = md->kv + i * md->L * md->kv_width;
     *out = md;
     return 0;
 }
@@ -255,7 +270,8 @@ int lm_media_add(const struct lm_model *m, struct lm_media *md, const float *lat
     if (md->n_images == md->max_images)
         return fl_err_set(err, FL_ELIMIT, "more than %d images", md->max_images);
     for (int x = 0; x < m->n_xattn; x++)
-        xattn_media_kv(&m->blocks[x], latents, md->L, (float *)md->ptr[(size_t)x * md->max_images + md->n_images]);
+        xattn_media_kv(&m->blocks[x], latents, md->L,
+                       (float *)md->ptr[(size_t)x * md->max_images + md->n_images]);
     md->n_images++;
     return 0;
 }
@@ -297,7 +313,8 @@ void lm_seq_copy(struct lm_seq *dst, const struct lm_seq *src) {
     FL_ASSERT(dst->d == src->d && dst->n_layers == src->n_layers && dst->n_ctx >= src->len);
     for (int l = 0; l < src->n_layers; l++)
         for (int k = 0; k < 2; k++)
-            memcpy(cache_row(dst, l, k, 0), cache_row(src, l, k, 0), (size_t)src->len * src->d * sizeof(float));
+            memcpy(cache_row(dst, l, k, 0), cache_row(src, l, k, 0),
+                   (size_t)src->len * src->d * sizeof(float));
     dst->len = src->len;
     dst->n_image_tokens = src->n_image_tokens;
 }
@@ -321,16 +338,20 @@ int lm_scratch_init(const struct lm_model *m, int max_tokens, int n_ctx, struct 
     s->attn = malloc(T * d * sizeof(float));
     s->mlp = malloc(T * (M > F ? M : F) * sizeof(float));
     s->img = malloc(T * sizeof(int));
+    s->row_kv = malloc(T * sizeof *s->row_kv);
+    s->groups = malloc(T * sizeof *s->groups);
     size_t self_floats = mat_attention_scratch(n_ctx, m->hd);
     size_t cross_floats = mat_attention_scratch(m->n_latents, m->xcfg.dim_head);
     s->attn_scratch_floats = self_floats > cross_floats ? self_floats : cross_floats;
     s->attn_scratch = malloc(s->attn_scratch_floats * sizeof(float));
-    s->xs = (struct xattn_scratch){.h = s->h, .q = malloc(T * I * sizeof(float)),
-                                   .attn = malloc(T * I * sizeof(float)), .ff = s->mlp,
+    s->xs = (struct xattn_scratch){.h = s->h,
+                                   .q = malloc(T * I * sizeof(float)),
+                                   .attn = malloc(T * I * sizeof(float)),
+                                   .ff = s->mlp,
                                    .attn_scratch = s->attn_scratch,
                                    .attn_scratch_floats = s->attn_scratch_floats};
-    if (!s->x || !s->h || !s->h2 || !s->qkv || !s->q || !s->attn || !s->mlp || !s->img || !s->attn_scratch ||
-        !s->xs.q || !s->xs.attn) {
+    if (!s->x || !s->h || !s->h2 || !s->qkv || !s->q || !s->attn || !s->mlp || !s->img || !s->row_kv ||
+        !s->groups || !s->attn_scratch || !s->xs.q || !s->xs.attn) {
         lm_scratch_free(s);
         return fl_err_set(err, FL_ENOMEM, "out of memory for LM scratch (%d tokens)", max_tokens);
     }
@@ -348,6 +369,8 @@ void lm_scratch_free(struct lm_scratch *s) {
     free(s->attn);
     free(s->mlp);
     free(s->img);
+    free(s->row_kv);
+    free(s->groups);
     free(s->attn_scratch);
     free(s->xs.q);
     free(s->xs.attn);
@@ -358,23 +381,32 @@ void lm_scratch_free(struct lm_scratch *s) {
 
 struct self_job {
     const struct lm_model *m;
-    const struct lm_seq *s;
     const struct lm_scratch *sc;
-    int layer, n, pos0;
+    int layer;
     const float *q;
     int ldq, q_head_stride;
 };
 
-static void self_fill(void *ctx, int h, struct kern_attn *a) {
+static void self_fill(void *ctx, int task, struct kern_attn *a) {
     const struct self_job *j = ctx;
     const struct lm_model *m = j->m;
-    const int hd = m->hd;
+    const int hd = m->hd, H = m->cfg.n_heads, h = task % H;
+    const struct fgroup *g = &j->sc->groups[task / H];
     *a = (struct kern_attn){
-        .q = j->q + (size_t)h * j->q_head_stride, .ldq = j->ldq, .n_q = j->n,
-        .k = cache_row(j->s, j->layer, 0, 0) + (size_t)h * hd, .v = cache_row(j->s, j->layer, 1, 0) + (size_t)h * hd,
-        .ldkv = m->d, .n_kv = j->pos0 + j->n, .dim = hd, .scale = 1.0f / sqrtf((float)hd),
-        .causal = 1, .q_pos0 = j->pos0, .alibi = m->alibi ? m->alibi[h] : 0.0f,
-        .out = j->sc->attn + (size_t)h * hd, .ld_out = m->d,
+        .q = j->q + (size_t)g->row0 * j->ldq + (size_t)h * j->q_head_stride,
+        .ldq = j->ldq,
+        .n_q = g->n,
+        .k = cache_row(g->s, j->layer, 0, 0) + (size_t)h * hd,
+        .v = cache_row(g->s, j->layer, 1, 0) + (size_t)h * hd,
+        .ldkv = m->d,
+        .n_kv = g->pos0 + g->n,
+        .dim = hd,
+        .scale = 1.0f / sqrtf((float)hd),
+        .causal = 1,
+        .q_pos0 = g->pos0,
+        .alibi = m->alibi ? m->alibi[h] : 0.0f,
+        .out = j->sc->attn + (size_t)g->row0 * m->d + (size_t)h * hd,
+        .ld_out = m->d,
     };
 }
 
@@ -390,53 +422,55 @@ static void rotary(const struct lm_model *m, float *x, int pos) {
     }
 }
 
-/* Self-attention of one layer for n tokens at positions pos0..: fills the
- * KV cache rows and leaves the heads' outputs in sc->attn [n][d]. */
-static void self_attention(const struct lm_model *m, const struct lm_layer *l, int layer, struct lm_seq *s,
-                           struct lm_scratch *sc, int n, int pos0) {
+/* Self-attention of one layer over the groups' rows: fills each sequence's
+ * KV cache rows and leaves the heads' outputs in sc->attn [rows][d]. */
+static void self_attention(const struct lm_model *m, const struct lm_layer *l, int layer,
+                           struct lm_scratch *sc, int n_groups, int rows) {
     const int d = m->d, hd = m->hd, H = m->cfg.n_heads;
-    mat_linear(sc->qkv, sc->h, l->qkv_w, l->qkv_b, n, 3 * d, d, 0);
-    struct self_job job = {m, s, sc, layer, n, pos0, NULL, 3 * d, hd};
-    for (int t = 0; t < n; t++) {
-        float *row = sc->qkv + (size_t)t * 3 * d;
-        float *kc = cache_row(s, layer, 0, pos0 + t), *vc = cache_row(s, layer, 1, pos0 + t);
-        if (m->cfg.family == CFG_FAMILY_GPT_NEOX) { /* [h][q, k, v][hd] */
-            for (int h = 0; h < H; h++) {
-                float *q = row + (size_t)h * 3 * hd, *k = q + hd, *v = k + hd;
-                if (m->rot) {
-                    rotary(m, q, pos0 + t);
-                    rotary(m, k, pos0 + t);
+    mat_linear(sc->qkv, sc->h, l->qkv_w, l->qkv_b, rows, 3 * d, d, 0);
+    for (int gi = 0; gi < n_groups; gi++) {
+        const struct fgroup *g = &sc->groups[gi];
+        for (int t = 0; t < g->n; t++) {
+            const int r = g->row0 + t, pos = g->pos0 + t;
+            float *row = sc->qkv + (size_t)r * 3 * d;
+            float *kc = cache_row(g->s, layer, 0, pos), *vc = cache_row(g->s, layer, 1, pos);
+            if (m->cfg.family == CFG_FAMILY_GPT_NEOX) { /* [h][q, k, v][hd] */
+                for (int h = 0; h < H; h++) {
+                    float *q = row + (size_t)h * 3 * hd, *k = q + hd, *v = k + hd;
+                    if (m->rot) {
+                        rotary(m, q, pos);
+                        rotary(m, k, pos);
+                    }
+                    memcpy(kc + (size_t)h * hd, k, (size_t)hd * sizeof(float));
+                    memcpy(vc + (size_t)h * hd, v, (size_t)hd * sizeof(float));
                 }
-                memcpy(kc + (size_t)h * hd, k, (size_t)hd * sizeof(float));
-                memcpy(vc + (size_t)h * hd, v, (size_t)hd * sizeof(float));
+            } else if (l->q_ln) { /* [q | k | v], LayerNorm over the full q and k */
+                mat_layernorm(sc->q + (size_t)r * d, row, l->q_ln, NULL, 1, d, m->cfg.ln_eps);
+                mat_layernorm(kc, row + d, l->k_ln, NULL, 1, d, m->cfg.ln_eps);
+                memcpy(vc, row + 2 * d, (size_t)d * sizeof(float));
+            } else {
+                memcpy(kc, row + d, (size_t)d * sizeof(float));
+                memcpy(vc, row + 2 * d, (size_t)d * sizeof(float));
             }
-        } else if (l->q_ln) { /* [q | k | v], LayerNorm over the full q and k */
-            mat_layernorm(sc->q + (size_t)t * d, row, l->q_ln, NULL, 1, d, m->cfg.ln_eps);
-            mat_layernorm(kc, row + d, l->k_ln, NULL, 1, d, m->cfg.ln_eps);
-            memcpy(vc, row + 2 * d, (size_t)d * sizeof(float));
-        } else {
-            memcpy(kc, row + d, (size_t)d * sizeof(float));
-            memcpy(vc, row + 2 * d, (size_t)d * sizeof(float));
         }
     }
+    struct self_job job = {m, sc, layer, sc->qkv, 3 * d, hd};
     if (m->cfg.family == CFG_FAMILY_GPT_NEOX) {
-        job.q = sc->qkv, job.ldq = 3 * d, job.q_head_stride = 3 * hd;
+        job.q_head_stride = 3 * hd;
     } else if (l->q_ln) {
-        job.q = sc->q, job.ldq = d, job.q_head_stride = hd;
-    } else {
-        job.q = sc->qkv, job.ldq = 3 * d, job.q_head_stride = hd;
+        job.q = sc->q, job.ldq = d;
     }
-    mat_attention_run(H, self_fill, &job, sc->attn_scratch, sc->attn_scratch_floats);
+    mat_attention_run(n_groups * H, self_fill, &job, sc->attn_scratch, sc->attn_scratch_floats);
 }
 
-static void decoder_layer(const struct lm_model *m, const struct lm_layer *l, int layer, struct lm_seq *s,
-                          struct lm_scratch *sc, int n, int pos0) {
+static void decoder_layer(const struct lm_model *m, const struct lm_layer *l, int layer,
+                          struct lm_scratch *sc, int n_groups, int n) {
     const int d = m->d, M = m->cfg.mlp_dim;
     const float eps = m->cfg.ln_eps;
     mat_layernorm(sc->h, sc->x, l->n1_w, l->n1_b, n, d, eps);
     if (m->cfg.parallel_residual) /* both branches read the layer's input */
         mat_layernorm(sc->h2, sc->x, l->n2_w, l->n2_b, n, d, eps);
-    self_attention(m, l, layer, s, sc, n, pos0);
+    self_attention(m, l, layer, sc, n_groups, n);
     mat_linear(sc->x, sc->attn, l->out_w, l->out_b, n, d, d, 1);
     if (!m->cfg.parallel_residual) mat_layernorm(sc->h2, sc->x, l->n2_w, l->n2_b, n, d, eps);
     mat_linear(sc->mlp, sc->h2, l->up_w, l->up_b, n, M, d, 0);
@@ -444,36 +478,73 @@ static void decoder_layer(const struct lm_model *m, const struct lm_layer *l, in
     mat_linear(sc->x, sc->mlp, l->down_w, l->down_b, n, d, M, 1);
 }
 
-static int forward_chunk(const struct lm_model *m, struct lm_seq *s, const struct lm_media *md,
-                         struct lm_scratch *sc, const int *ids, int n, float *logits, int all_logits,
-                         struct fl_err *err) {
-    const int d = m->d, V = m->cfg.vocab_size;
-    /* Validate everything before touching the sequence. */
-    if (s->len + n > s->n_ctx)
-        return fl_err_set(err, FL_ELIMIT, "%d tokens exceed the context of %d", s->len + n, s->n_ctx);
+/* Checks one group and fills its rows' image indices; touches no sequence. */
+static int check_group(const struct lm_model *m, const struct lm_group *g, int *img, struct fl_err *err) {
+    const struct lm_seq *s = g->s;
+    if (g->n <= 0) return fl_err_set(err, FL_EINVAL, "no tokens to run");
+    if (s->len + g->n > s->n_ctx)
+        return fl_err_set(err, FL_ELIMIT, "%d tokens exceed the context of %d", s->len + g->n, s->n_ctx);
     int images = s->n_image_tokens;
-    for (int t = 0; t < n; t++) {
-        if (ids[t] < 0 || ids[t] >= V) return fl_err_set(err, FL_EINVAL, "token id %d outside the vocabulary", ids[t]);
-        if (ids[t] == m->tokens.media && ++images > lm_media_count(md))
-            return fl_err_set(err, FL_EINVAL, "%d <image> tokens but %d images", images, lm_media_count(md));
-        sc->img[t] = images - 1;
+    for (int t = 0; t < g->n; t++) {
+        const int id = g->ids[t];
+        if (id < 0 || id >= m->cfg.vocab_size)
+            return fl_err_set(err, FL_EINVAL, "token id %d outside the vocabulary", id);
+        if (id == m->tokens.media && ++images > lm_media_count(g->md))
+            return fl_err_set(err, FL_EINVAL, "%d <image> tokens but %d images", images,
+                              lm_media_count(g->md));
+        img[t] = images - 1;
     }
-    const int pos0 = s->len;
-    for (int t = 0; t < n; t++) memcpy(sc->x + (size_t)t * d, m->embed + (size_t)ids[t] * d, (size_t)d * sizeof(float));
-    for (int i = 0; i < m->cfg.n_layers; i++) {
-        const struct lm_layer *l = &m->layers[i];
-        if (l->xattn >= 0)
-            xattn_forward(&m->blocks[l->xattn], sc->x, n, sc->img,
-                          md ? md->ptr + (size_t)l->xattn * md->max_images : NULL, m->n_latents, &sc->xs);
-        decoder_layer(m, l, i, s, sc, n, pos0);
+    return 0;
+}
+
+int lm_forward_batch(const struct lm_model *m, const struct lm_group *g, int n_groups, struct lm_scratch *sc,
+                     float *logits, struct fl_err *err) {
+    const int d = m->d, V = m->cfg.vocab_size;
+    int rows = 0;
+    for (int i = 0; i < n_groups; i++) {
+        if (g[i].n > sc->max_tokens - rows)
+            return fl_err_set(err, FL_ELIMIT, "a forward pass of more than %d tokens", sc->max_tokens);
+        FL_ASSERT(g[i].s->n_ctx <= sc->n_ctx); /* the scratch's attention buffers cover the sequence */
+        for (int j = 0; j < i; j++)
+            if (g[j].s == g[i].s)
+                return fl_err_set(err, FL_EINVAL, "a sequence appears twice in one forward pass");
+        int rc = check_group(m, &g[i], sc->img + rows, err);
+        if (rc < 0) return rc;
+        sc->groups[i] = (struct fgroup){g[i].s, g[i].md, rows, g[i].n, g[i].s->len};
+        rows += g[i].n;
     }
-    s->len += n;
-    s->n_image_tokens = images;
-    if (logits) {
-        const int first = all_logits ? 0 : n - 1, rows = n - first;
-        mat_layernorm(sc->h, sc->x + (size_t)first * d, m->nf_w, m->nf_b, rows, d, m->cfg.ln_eps);
-        mat_linear(logits, sc->h, m->unembed, NULL, rows, V, d, 0);
+    if (rows == 0) return fl_err_set(err, FL_EINVAL, "no tokens to run");
+    for (int i = 0; i < n_groups; i++)
+        for (int t = 0; t < g[i].n; t++)
+            memcpy(sc->x + (size_t)(sc->groups[i].row0 + t) * d, m->embed + (size_t)g[i].ids[t] * d,
+                   (size_t)d * sizeof(float));
+    for (int layer = 0; layer < m->cfg.n_layers; layer++) {
+        const struct lm_layer *l = &m->layers[layer];
+        if (l->xattn >= 0) {
+            for (int i = 0; i < n_groups; i++) {
+                const struct fgroup *fg = &sc->groups[i];
+                for (int t = fg->row0; t < fg->row0 + fg->n; t++)
+                    sc->row_kv[t] = sc->img[t] < 0
+                                        ? NULL
+                                        : fg->md->ptr[(size_t)l->xattn * fg->md->max_images + sc->img[t]];
+            }
+            xattn_forward(&m->blocks[l->xattn], sc->x, rows, sc->row_kv, m->n_latents, &sc->xs);
+        }
+        decoder_layer(m, l, layer, sc, n_groups, rows);
     }
+    int out_rows = 0;
+    for (int i = 0; i < n_groups; i++) {
+        struct fgroup *fg = &sc->groups[i];
+        fg->s->len += fg->n;
+        fg->s->n_image_tokens = sc->img[fg->row0 + fg->n - 1] + 1;
+        if (g[i].logits == LM_LOGITS_NONE || !logits) continue;
+        const int first = g[i].logits == LM_LOGITS_ALL ? 0 : fg->n - 1, k = fg->n - first;
+        /* final norm of the requested rows, gathered in order into h */
+        mat_layernorm(sc->h + (size_t)out_rows * d, sc->x + (size_t)(fg->row0 + first) * d, m->nf_w, m->nf_b,
+                      k, d, m->cfg.ln_eps);
+        out_rows += k;
+    }
+    if (out_rows) mat_linear(logits, sc->h, m->unembed, NULL, out_rows, V, d, 0);
     return 0;
 }
 
@@ -482,15 +553,17 @@ int lm_forward(const struct lm_model *m, struct lm_seq *s, const struct lm_media
     if (n <= 0) return fl_err_set(err, FL_EINVAL, "no tokens to run");
     if (s->len + n > s->n_ctx)
         return fl_err_set(err, FL_ELIMIT, "%d tokens exceed the context of %d", s->len + n, s->n_ctx);
-    FL_ASSERT(s->n_ctx <= sc->n_ctx); /* the scratch's attention buffers cover the sequence */
     const size_t V = (size_t)m->cfg.vocab_size;
     for (int done = 0; done < n;) {
         int k = n - done < sc->max_tokens ? n - done : sc->max_tokens;
         int last = done + k == n;
+        struct lm_group g = {s, md, ids + done, k, LM_LOGITS_NONE};
         float *out = NULL;
-        if (logits && all_logits) out = logits + (size_t)done * V;
-        else if (logits && last) out = logits;
-        int rc = forward_chunk(m, s, md, sc, ids + done, k, out, all_logits, err);
+        if (logits && all_logits)
+            g.logits = LM_LOGITS_ALL, out = logits + (size_t)done * V;
+        else if (logits && last)
+            g.logits = LM_LOGITS_LAST, out = logits;
+        int rc = lm_forward_batch(m, &g, 1, sc, out, err);
         if (rc < 0) return rc;
         done += k;
     }

@@ -55,6 +55,32 @@ int lm_scratch_init(const struct lm_model *m, int max_tokens, int n_ctx, struct 
                     struct fl_err *err);
 void lm_scratch_free(struct lm_scratch *s);
 
+/* Which logits a group of lm_forward_batch returns. */
+enum lm_logits { LM_LOGITS_NONE, LM_LOGITS_LAST, LM_LOGITS_ALL };
+
+/* Some tokens to append to one sequence in a batched forward pass. */
+struct lm_group {
+    struct lm_seq *s;
+    const struct lm_media *md; /* the sequence's images (may be NULL) */
+    const int *ids;
+    int n;
+    enum lm_logits logits;
+};
+
+/*
+ * One forward pass over several sequences at once: every Linear runs as one
+ * GEMM over all groups' rows, attention per sequence over its own KV cache,
+ * cross-attention per row over its own sequence's latest image.  A batched
+ * decode step is n_groups groups of one token; a prefill chunk can ride
+ * along.  logits receives the requested rows ([vocab] each) in group order.
+ * The rows must fit the scratch (sum of n <= max_tokens; FL_ELIMIT
+ * otherwise); each group is checked as lm_forward checks, and nothing runs
+ * unless all pass.  Results equal lm_forward's up to the rounding of a
+ * different GEMM blocking.
+ */
+int lm_forward_batch(const struct lm_model *m, const struct lm_group *g, int n_groups, struct lm_scratch *sc,
+                     float *logits, struct fl_err *err);
+
 /*
  * Appends ids[0..n) to s and runs them.  <image> ids (tokens.media) take the
  * next image of md in order; each token attends to the latest image at or

@@ -2,8 +2,9 @@
  * xattn.c - see xattn.h.
  *
  * Because an image index never decreases along a sequence, the tokens that
- * see the same image form contiguous runs; each (run, head) pair is one
- * attention task over that image's n_latents keys.  Rows of tokens without
+ * see the same image form contiguous runs (and in a batched decode step each
+ * sequence's row is its own run); each (run, head) pair is one attention
+ * task over that image's n_latents keys.  Rows of tokens without
  * an image stay zero, and to_out has no bias, so their attention branch adds
  * exactly nothing, as in OpenFlamingo (which zeroes their softmax rows).
  * The gates scale the GEMMs through their alpha, adding into x directly.
@@ -51,13 +52,13 @@ void xattn_media_kv(const struct xattn_block *b, const float *latents, int n_lat
 }
 
 struct run {
-    int t0, len, img;
+    int t0, len;
+    const float *kv;
 };
 
 struct xattn_job {
     const struct xattn_block *b;
     const struct run *runs;
-    const float *const *media_kv;
     int n_latents;
     struct xattn_scratch *s;
 };
@@ -67,36 +68,45 @@ static void xattn_fill(void *ctx, int task, struct kern_attn *a) {
     const struct xattn_block *b = j->b;
     const struct run *r = &j->runs[task / b->heads];
     const int h = task % b->heads, dh = b->dim_head;
-    const float *kv = j->media_kv[r->img];
     *a = (struct kern_attn){
-        .q = j->s->q + (size_t)r->t0 * b->inner + (size_t)h * dh, .ldq = b->inner, .n_q = r->len,
-        .k = kv + (size_t)h * dh, .v = kv + b->inner + (size_t)h * dh, .ldkv = 2 * b->inner,
-        .n_kv = j->n_latents, .dim = dh, .scale = 1.0f / sqrtf((float)dh),
-        .out = j->s->attn + (size_t)r->t0 * b->inner + (size_t)h * dh, .ld_out = b->inner,
+        .q = j->s->q + (size_t)r->t0 * b->inner + (size_t)h * dh,
+        .ldq = b->inner,
+        .n_q = r->len,
+        .k = r->kv + (size_t)h * dh,
+        .v = r->kv + b->inner + (size_t)h * dh,
+        .ldkv = 2 * b->inner,
+        .n_kv = j->n_latents,
+        .dim = dh,
+        .scale = 1.0f / sqrtf((float)dh),
+        .out = j->s->attn + (size_t)r->t0 * b->inner + (size_t)h * dh,
+        .ld_out = b->inner,
     };
 }
 
-void xattn_forward(const struct xattn_block *b, float *x, int n, const int *img,
-                   const float *const *media_kv, int n_latents, struct xattn_scratch *s) {
+void xattn_forward(const struct xattn_block *b, float *x, int n, const float *const *row_kv, int n_latents,
+                   struct xattn_scratch *s) {
     const int d = b->d, I = b->inner;
     const float eps = 1e-5f; /* nn.LayerNorm default */
-    /* Runs of tokens that see the same image; at most n of them. */
-    struct run runs_buf[64];
-    int first = 0;
-    while (first < n && img[first] < 0) first++;
+    int any = 0;
+    for (int t = 0; t < n && !any; t++)
+        any = row_kv[t] != NULL;
     memset(s->attn, 0, (size_t)n * I * sizeof(float));
-    if (first < n) {
+    if (any) {
         mat_layernorm(s->h, x, b->norm_w, b->norm_b, n, d, eps);
         mat_linear(s->q, s->h, b->to_q, NULL, n, I, d, 0);
-        for (int t = first; t < n;) {
+        struct run runs_buf[64]; /* up to 64 runs per dispatch */
+        for (int t = 0; t < n;) {
             int n_runs = 0;
             while (t < n && n_runs < 64) {
                 int t0 = t;
-                while (t < n && img[t] == img[t0]) t++;
-                runs_buf[n_runs++] = (struct run){t0, t - t0, img[t0]};
+                while (t < n && row_kv[t] == row_kv[t0])
+                    t++;
+                if (row_kv[t0]) runs_buf[n_runs++] = (struct run){t0, t - t0, row_kv[t0]};
             }
-            struct xattn_job job = {b, runs_buf, media_kv, n_latents, s};
-            mat_attention_run(n_runs * b->heads, xattn_fill, &job, s->attn_scratch, s->attn_scratch_floats);
+            struct xattn_job job = {b, runs_buf, n_latents, s};
+            if (n_runs)
+                mat_attention_run(n_runs * b->heads, xattn_fill, &job, s->attn_scratch,
+                                  s->attn_scratch_floats);
         }
         /* x += tanh(attn_gate) * attn to_out^T (rows without an image are 0) */
         mat_gemm(0, 1, n, d, I, b->attn_gate, s->attn, I, b->to_out, I, 1.0f, x, d);

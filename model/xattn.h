@@ -51,9 +51,11 @@ int xattn_load(struct wl *w, const char *prefix, int d, int dv, const struct cfg
  * kv [n_latents][2 inner] (columns: K heads, then V heads). */
 void xattn_media_kv(const struct xattn_block *b, const float *latents, int n_latents, float *kv);
 
-/* x [n][d] in place.  img[t] is the index of the image token t sees, or -1;
- * media_kv[i] the kv of image i (n_latents rows). */
-void xattn_forward(const struct xattn_block *b, float *x, int n, const int *img,
-                   const float *const *media_kv, int n_latents, struct xattn_scratch *s);
+/* x [n][d] in place.  row_kv[t] is the kv (n_latents rows) of the image
+ * token t sees, or NULL when it sees none.  Rows may belong to different
+ * sequences with different images (a batched decode step); consecutive
+ * rows with the same kv share one attention task. */
+void xattn_forward(const struct xattn_block *b, float *x, int n, const float *const *row_kv, int n_latents,
+                   struct xattn_scratch *s);
 
 #endif

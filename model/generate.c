@@ -33,7 +33,8 @@ void gen_defaults(struct gen_params *p) {
 
 int gen_check(const struct gen_params *p, struct fl_err *err) {
     if (p->max_new_tokens < 1) return fl_err_set(err, FL_EINVAL, "max_new_tokens must be at least 1");
-    if (p->num_beams < 1 || p->num_beams > 16) return fl_err_set(err, FL_EINVAL, "num_beams must be in [1, 16]");
+    if (p->num_beams < 1 || p->num_beams > 16)
+        return fl_err_set(err, FL_EINVAL, "num_beams must be in [1, 16]");
     if (!(p->length_penalty >= -10 && p->length_penalty <= 10))
         return fl_err_set(err, FL_EINVAL, "length_penalty must be in [-10, 10]");
     if (p->n_logprobs < 0 || p->n_logprobs > GEN_MAX_LOGPROBS)
@@ -62,7 +63,8 @@ struct text_out {
 static int text_reserve(struct text_out *o, size_t more) {
     if (o->len + more + 1 <= o->cap) return 0;
     size_t cap = o->cap ? o->cap * 2 : 256;
-    while (cap < o->len + more + 1) cap *= 2;
+    while (cap < o->len + more + 1)
+        cap *= 2;
     char *t = realloc(o->text, cap);
     if (!t) return -1;
     o->text = t;
@@ -105,8 +107,10 @@ static int text_token(struct text_out *o, struct gen_step *step, int last) {
                 break;
             }
     }
-    if (o->stopped) o->len = visible;
-    else if (!last) visible = o->len - holdback(o);
+    if (o->stopped)
+        o->len = visible;
+    else if (!last)
+        visible = o->len - holdback(o);
     step->text = o->text + o->emitted;
     step->text_len = visible > o->emitted ? visible - o->emitted : 0;
     o->emitted += step->text_len;
@@ -128,49 +132,9 @@ static int text_finish(struct text_out *o) {
     return o->cb ? o->cb(o->cb_ctx, &step) : 0;
 }
 
-/* ---- greedy and sampling -------------------------------------------------- */
+/* ---- the generation state machine --------------------------------------- */
 
 static int is_end(const struct cfg_tokens *t, int id) { return id == t->endofchunk || id == t->eos; }
-
-static int run_sampling(struct fm_ctx *c, struct lm_seq *seq, const int *prompt, int n_prompt,
-                        const struct gen_params *p, struct text_out *o, int *out_ids, int cap,
-                        struct gen_result *res, struct fl_err *err) {
-    const struct fm_model *m = c->model;
-    const struct cfg_tokens *tk = &m->cfg.tokens;
-    const int V = m->cfg.lm.vocab_size;
-    const int banned[2] = {tk->media, tk->pad};
-    float *logits = malloc((size_t)V * sizeof *logits);
-    struct smp_state *smp = NULL;
-    int rc = logits ? smp_init(V, &p->smp, &smp, err) : fl_err_set(err, FL_ENOMEM, "out of memory");
-    for (int i = 0; rc == 0 && i < n_prompt; i++) smp_observe(smp, prompt[i], 1);
-    if (rc == 0) rc = lm_forward(m->lm, seq, c->media, c->scratch, prompt, n_prompt, logits, 0, err);
-    res->finish = GEN_FINISH_LENGTH;
-    for (int i = 0; rc == 0 && i < p->max_new_tokens; i++) {
-        struct gen_step step = {0};
-        step.n_top = p->n_logprobs;
-        step.id = smp_next(smp, logits, banned, 2, &step.logprob, p->n_logprobs, step.top_ids, step.top_logprobs);
-        if (is_end(tk, step.id)) {
-            res->finish = GEN_FINISH_STOP;
-            break;
-        }
-        if (out_ids && res->n_generated < cap) out_ids[res->n_generated] = step.id;
-        res->n_generated++;
-        int last = i + 1 == p->max_new_tokens;
-        if (text_token(o, &step, last)) {
-            res->finish = GEN_FINISH_CANCEL;
-            break;
-        }
-        if (o->stopped) {
-            res->finish = GEN_FINISH_STOP;
-            break;
-        }
-        if (!last) rc = lm_forward(m->lm, seq, c->media, c->scratch, &step.id, 1, logits, 0, err);
-    }
-    if (rc == 0 && res->finish != GEN_FINISH_CANCEL && text_finish(o)) res->finish = GEN_FINISH_CANCEL;
-    smp_free(smp);
-    free(logits);
-    return rc;
-}
 
 /* ---- beam search ---------------------------------------------------------- */
 
@@ -209,7 +173,8 @@ static void hyps_add(struct hyps *hs, const int *ids, int len, int seq_len, floa
     h->ids = buf, h->score = score, h->len = len;
     memcpy(h->ids, ids, (size_t)len * sizeof *ids);
     hs->worst = hs->h[0].score;
-    for (int i = 1; i < hs->n; i++) hs->worst = fminf(hs->worst, hs->h[i].score);
+    for (int i = 1; i < hs->n; i++)
+        hs->worst = fminf(hs->worst, hs->h[i].score);
 }
 
 static int hyps_done(const struct hyps *hs, float best_sum, int cur_len) {
@@ -222,117 +187,309 @@ struct cand {
     int beam, id;
 };
 
-static int run_beams(struct fm_ctx *c, const int *prompt, int n_prompt, const struct gen_params *p,
-                     struct text_out *o, int *out_ids, int cap, int n_ctx, struct gen_result *res,
-                     struct fl_err *err) {
-    const struct fm_model *m = c->model;
-    const struct cfg_tokens *tk = &m->cfg.tokens;
-    const int V = m->cfg.lm.vocab_size, B = p->num_beams, T = p->max_new_tokens, K = 2 * B;
-    struct lm_seq *cur[16] = {0}, *nxt[16] = {0};
-    float *logits = malloc((size_t)B * V * sizeof *logits), score[16], new_score[16];
-    int *toks = malloc((size_t)B * T * sizeof *toks), *new_toks = malloc((size_t)B * T * sizeof *toks);
-    struct hyps hs = {.h = calloc((size_t)B, sizeof *hs.h), .B = B, .worst = 1e9f, .lp = p->length_penalty};
-    struct cand *top = malloc((size_t)(K + 1) * sizeof *top);
-    int rc = 0;
-    if (!logits || !toks || !new_toks || !hs.h || !top) rc = fl_err_set(err, FL_ENOMEM, "out of memory for beam search");
-    for (int b = 0; rc == 0 && b < B; b++) {
-        if (!(hs.h[b].ids = malloc((size_t)T * sizeof(int)))) rc = fl_err_set(err, FL_ENOMEM, "out of memory");
-        if (rc == 0) rc = lm_seq_init(m->lm, n_ctx, &cur[b], err);
-        if (rc == 0) rc = lm_seq_init(m->lm, n_ctx, &nxt[b], err);
+enum phase { PH_PREFILL, PH_DECODE, PH_DONE };
+
+struct gen_seq {
+    const struct fm_model *m;
+    const struct lm_media *md;
+    struct gen_params p;
+    char *stop_buf; /* the stop strings, copied */
+    int *prompt, n_prompt, prefilled;
+    enum phase phase;
+    int B; /* sequences: 1, or num_beams */
+    struct lm_seq *cur[16], *nxt[16];
+    float *logits;    /* [B][V] work buffer */
+    int *gen, n_gen;  /* greedy / sampling: the generated ids; beams: the winner's at the end */
+    int next_tok[16]; /* the tokens the next decode step runs, one per beam */
+    /* sampling */
+    struct smp_state *smp;
+    /* beams */
+    float score[16];
+    int *toks, *new_toks; /* [B][max_new_tokens] */
+    struct hyps hs;
+    struct cand *top;
+    int done;
+    struct text_out o;
+    struct gen_result res;
+};
+
+void gen_seq_free(struct gen_seq *g) {
+    if (!g) return;
+    for (int b = 0; b < 16; b++) {
+        lm_seq_free(g->cur[b]);
+        lm_seq_free(g->nxt[b]);
     }
-    /* Prefill once; every beam starts from the same prompt and logits. */
-    if (rc == 0) rc = lm_forward(m->lm, cur[0], c->media, c->scratch, prompt, n_prompt, logits, 0, err);
-    for (int b = 1; rc == 0 && b < B; b++) {
-        lm_seq_copy(cur[b], cur[0]);
-        memcpy(logits + (size_t)b * V, logits, (size_t)V * sizeof *logits);
+    if (g->hs.h)
+        for (int b = 0; b < g->B; b++)
+            free(g->hs.h[b].ids);
+    free(g->hs.h);
+    free(g->top);
+    free(g->toks);
+    free(g->new_toks);
+    free(g->logits);
+    free(g->gen);
+    free(g->prompt);
+    free(g->stop_buf);
+    smp_free(g->smp);
+    free(g->o.text);
+    free(g);
+}
+
+int gen_seq_start(const struct fm_model *m, const struct lm_media *md, const int *prompt, int n_prompt,
+                  const struct gen_params *p, gen_callback cb, void *cb_ctx, struct gen_seq **out,
+                  struct fl_err *err) {
+    *out = NULL;
+    int rc = gen_check(p, err);
+    if (rc < 0) return rc;
+    if (n_prompt < 1) return fl_err_set(err, FL_EINVAL, "the prompt is empty");
+    if (p->n_stop && !m->tok)
+        return fl_err_set(err, FL_EINVAL, "stop strings need a tokenizer in the model file");
+    const int max_ctx = m->cfg.lm.max_seq_len;
+    if ((long)n_prompt + p->max_new_tokens > max_ctx)
+        return fl_err_set(err, FL_ELIMIT,
+                          "the prompt's %d tokens and max_new_tokens %d exceed the context of %d", n_prompt,
+                          p->max_new_tokens, max_ctx);
+    int media = 0;
+    for (int i = 0; i < n_prompt; i++) {
+        if (prompt[i] < 0 || prompt[i] >= m->cfg.lm.vocab_size)
+            return fl_err_set(err, FL_EINVAL, "token id %d outside the vocabulary", prompt[i]);
+        media += prompt[i] == m->cfg.tokens.media;
     }
-    for (int b = 0; b < B; b++) score[b] = b ? -1e9f : 0.0f;
-    int n_gen = 0, done = 0;
-    while (rc == 0) {
-        /* candidates: the best K of (beam, token) by running score + log-prob */
-        int n_top = 0;
-        for (int b = 0; b < B; b++) {
-            float *lp = logits + (size_t)b * V;
-            smp_log_softmax(lp, V, lp);
-            lp[tk->media] = -INFINITY;
-            lp[tk->pad] = -INFINITY;
-            for (int v = 0; v < V; v++) {
-                float s = lp[v] + score[b];
-                if (n_top == K && !(s > top[K - 1].score)) continue;
-                int j = n_top < K ? n_top++ : K - 1;
-                while (j > 0 && top[j - 1].score < s) top[j] = top[j - 1], j--;
-                top[j] = (struct cand){s, b, v};
-            }
-        }
-        /* BeamSearchScorer.process */
-        const int seq_len = n_prompt + n_gen; /* without the token being chosen */
-        int j = 0, src[16], tok[16];
-        for (int r = 0; r < n_top && j < B; r++) {
-            if (is_end(tk, top[r].id)) {
-                if (r >= B) continue;
-                hyps_add(&hs, toks + (size_t)top[r].beam * T, n_gen, seq_len, top[r].score);
-            } else {
-                src[j] = top[r].beam, tok[j] = top[r].id, new_score[j] = top[r].score;
-                j++;
-            }
-        }
-        if (j < B) {
-            rc = fl_err_set(err, FL_EINVAL, "beam search ran out of candidates (vocabulary too small for %d beams)", B);
-            break;
-        }
-        done = done || hyps_done(&hs, top[0].score, seq_len + 1);
-        for (int k = 0; k < B; k++) {
-            memcpy(new_toks + (size_t)k * T, toks + (size_t)src[k] * T, (size_t)n_gen * sizeof *toks);
-            new_toks[(size_t)k * T + n_gen] = tok[k];
-        }
-        memcpy(toks, new_toks, (size_t)B * T * sizeof *toks);
-        memcpy(score, new_score, sizeof score);
-        n_gen++;
-        if (done || n_gen >= T) break;
-        /* the next beams: copy the parent's cache, run the new token */
-        for (int k = 0; k < B && rc == 0; k++) {
-            lm_seq_copy(nxt[k], cur[src[k]]);
-            rc = lm_forward(m->lm, nxt[k], c->media, c->scratch, &tok[k], 1, logits + (size_t)k * V, 0, err);
-        }
-        for (int k = 0; k < B; k++) {
-            struct lm_seq *t = cur[k];
-            cur[k] = nxt[k], nxt[k] = t;
-        }
-    }
+    if (media != lm_media_count(md))
+        return fl_err_set(err, FL_EINVAL, "the prompt has %d <image> markers but %d images were given", media,
+                          lm_media_count(md));
+    struct gen_seq *g = calloc(1, sizeof *g);
+    if (!g) return fl_err_set(err, FL_ENOMEM, "out of memory for a generation");
+    const int V = m->cfg.lm.vocab_size, T = p->max_new_tokens, n_ctx = n_prompt + T;
+    g->m = m, g->md = md, g->p = *p, g->n_prompt = n_prompt;
+    g->B = p->num_beams;
+    g->res.n_prompt = n_prompt;
+    size_t stop_bytes = 0;
+    for (int i = 0; i < p->n_stop; i++)
+        stop_bytes += strlen(p->stop[i]) + 1;
+    g->stop_buf = malloc(stop_bytes + 1);
+    g->prompt = malloc((size_t)n_prompt * sizeof *g->prompt);
+    g->logits = malloc((size_t)g->B * V * sizeof *g->logits);
+    g->gen = malloc((size_t)T * sizeof *g->gen);
+    if (!g->stop_buf || !g->prompt || !g->logits || !g->gen) rc = fl_err_set(err, FL_ENOMEM, "out of memory");
     if (rc == 0) {
-        if (!done)
-            for (int b = 0; b < B; b++) hyps_add(&hs, toks + (size_t)b * T, n_gen, n_prompt + n_gen, score[b]);
-        int best = 0; /* the highest score; the later entry on a tie */
-        for (int i = 1; i < hs.n; i++)
-            if (hs.h[i].score >= hs.h[best].score) best = i;
-        const struct hyp *w = &hs.h[best];
-        res->finish = w->len < T ? GEN_FINISH_STOP : GEN_FINISH_LENGTH;
-        for (int i = 0; i < w->len; i++) {
-            struct gen_step step = {.id = w->ids[i]};
-            if (out_ids && res->n_generated < cap) out_ids[res->n_generated] = w->ids[i];
-            res->n_generated++;
-            if (text_token(o, &step, i + 1 == w->len)) {
-                res->finish = GEN_FINISH_CANCEL;
-                break;
-            }
-            if (o->stopped) {
-                res->finish = GEN_FINISH_STOP;
-                break;
-            }
+        char *at = g->stop_buf;
+        for (int i = 0; i < p->n_stop; i++) {
+            size_t n = strlen(p->stop[i]) + 1;
+            memcpy(at, p->stop[i], n);
+            g->p.stop[i] = at;
+            at += n;
         }
-        if (res->finish != GEN_FINISH_CANCEL && text_finish(o)) res->finish = GEN_FINISH_CANCEL;
+        memcpy(g->prompt, prompt, (size_t)n_prompt * sizeof *prompt);
     }
+    for (int b = 0; rc == 0 && b < g->B; b++) {
+        rc = lm_seq_init(m->lm, n_ctx, &g->cur[b], err);
+        if (rc == 0 && g->B > 1) rc = lm_seq_init(m->lm, n_ctx, &g->nxt[b], err);
+    }
+    if (rc == 0 && g->B == 1) {
+        rc = smp_init(V, &p->smp, &g->smp, err);
+        for (int i = 0; rc == 0 && i < n_prompt; i++)
+            smp_observe(g->smp, prompt[i], 1);
+    }
+    if (rc == 0 && g->B > 1) {
+        const int K = 2 * g->B;
+        g->toks = malloc((size_t)g->B * T * sizeof *g->toks);
+        g->new_toks = malloc((size_t)g->B * T * sizeof *g->toks);
+        g->hs = (struct hyps){
+            .h = calloc((size_t)g->B, sizeof *g->hs.h), .B = g->B, .worst = 1e9f, .lp = p->length_penalty};
+        g->top = malloc((size_t)(K + 1) * sizeof *g->top);
+        if (!g->toks || !g->new_toks || !g->hs.h || !g->top) rc = fl_err_set(err, FL_ENOMEM, "out of memory");
+        for (int b = 0; rc == 0 && b < g->B; b++)
+            if (!(g->hs.h[b].ids = malloc((size_t)T * sizeof(int))))
+                rc = fl_err_set(err, FL_ENOMEM, "out of memory");
+        for (int b = 0; b < g->B; b++)
+            g->score[b] = b ? -1e9f : 0.0f;
+    }
+    g->o = (struct text_out){.tok = m->tok, .p = &g->p, .cb = cb, .cb_ctx = cb_ctx};
+    if (rc < 0) {
+        gen_seq_free(g);
+        return rc;
+    }
+    g->res.finish = GEN_FINISH_LENGTH;
+    *out = g;
+    return 0;
+}
+
+int gen_seq_next(const struct gen_seq *g, int max_rows, struct lm_group *out, int cap) {
+    if (g->phase == PH_DONE || max_rows < 1 || cap < 1) return 0;
+    if (g->phase == PH_PREFILL) {
+        int left = g->n_prompt - g->prefilled, n = left < max_rows ? left : max_rows;
+        out[0] = (struct lm_group){g->cur[0], g->md, g->prompt + g->prefilled, n,
+                                   n == left ? LM_LOGITS_LAST : LM_LOGITS_NONE};
+        return 1;
+    }
+    int k = 0;
+    for (int b = 0; b < g->B && k < cap && k < max_rows; b++)
+        out[k++] = (struct lm_group){g->cur[b], g->md, &g->next_tok[b], 1, LM_LOGITS_LAST};
+    return k;
+}
+
+int gen_seq_done(const struct gen_seq *g) { return g->phase == PH_DONE; }
+const struct gen_result *gen_seq_result(const struct gen_seq *g) { return &g->res; }
+const int *gen_seq_ids(const struct gen_seq *g, int *n) {
+    *n = g->n_gen;
+    return g->gen;
+}
+
+/* Greedy / sampling: one token from logits; the text and the callback. */
+static int sample_step(struct gen_seq *g, float *logits) {
+    const struct cfg_tokens *tk = &g->m->cfg.tokens;
+    const int banned[2] = {tk->media, tk->pad};
+    struct gen_step step = {0};
+    step.n_top = g->p.n_logprobs;
+    step.id =
+        smp_next(g->smp, logits, banned, 2, &step.logprob, g->p.n_logprobs, step.top_ids, step.top_logprobs);
+    if (is_end(tk, step.id)) {
+        g->res.finish = GEN_FINISH_STOP;
+        return 1;
+    }
+    g->gen[g->n_gen++] = step.id;
+    g->res.n_generated++;
+    const int last = g->n_gen == g->p.max_new_tokens;
+    if (text_token(&g->o, &step, last)) {
+        g->res.finish = GEN_FINISH_CANCEL;
+        return 1;
+    }
+    if (g->o.stopped) {
+        g->res.finish = GEN_FINISH_STOP;
+        return 1;
+    }
+    if (last) return 1; /* finish stays LENGTH */
+    g->next_tok[0] = step.id;
+    return 0;
+}
+
+/* Beam search: one BeamSearchScorer step over the beams' logits [B][V]. */
+static int beam_step(struct gen_seq *g, float *logits, struct fl_err *err) {
+    const struct cfg_tokens *tk = &g->m->cfg.tokens;
+    const int V = g->m->cfg.lm.vocab_size, B = g->B, T = g->p.max_new_tokens, K = 2 * B;
+    struct cand *top = g->top;
+    int n_top = 0;
     for (int b = 0; b < B; b++) {
-        lm_seq_free(cur[b]);
-        lm_seq_free(nxt[b]);
-        if (hs.h) free(hs.h[b].ids);
+        float *lp = logits + (size_t)b * V;
+        smp_log_softmax(lp, V, lp);
+        lp[tk->media] = -INFINITY;
+        lp[tk->pad] = -INFINITY;
+        for (int v = 0; v < V; v++) {
+            float s = lp[v] + g->score[b];
+            if (n_top == K && !(s > top[K - 1].score)) continue;
+            int j = n_top < K ? n_top++ : K - 1;
+            while (j > 0 && top[j - 1].score < s)
+                top[j] = top[j - 1], j--;
+            top[j] = (struct cand){s, b, v};
+        }
     }
-    free(hs.h);
-    free(top);
-    free(logits);
-    free(toks);
-    free(new_toks);
-    return rc;
+    const int seq_len = g->n_prompt + g->n_gen; /* without the token being chosen */
+    int j = 0, src[16];
+    float new_score[16];
+    for (int r = 0; r < n_top && j < B; r++) {
+        if (is_end(tk, top[r].id)) {
+            if (r >= B) continue;
+            hyps_add(&g->hs, g->toks + (size_t)top[r].beam * T, g->n_gen, seq_len, top[r].score);
+        } else {
+            src[j] = top[r].beam, g->next_tok[j] = top[r].id, new_score[j] = top[r].score;
+            j++;
+        }
+    }
+    if (j < B)
+        return fl_err_set(err, FL_EINVAL,
+                          "beam search ran out of candidates (vocabulary too small for %d beams)", B);
+    g->done = g->done || hyps_done(&g->hs, top[0].score, seq_len + 1);
+    for (int k = 0; k < B; k++) {
+        memcpy(g->new_toks + (size_t)k * T, g->toks + (size_t)src[k] * T, (size_t)g->n_gen * sizeof *g->toks);
+        g->new_toks[(size_t)k * T + g->n_gen] = g->next_tok[k];
+    }
+    memcpy(g->toks, g->new_toks, (size_t)B * T * sizeof *g->toks);
+    memcpy(g->score, new_score, sizeof new_score);
+    g->n_gen++;
+    if (g->done || g->n_gen >= T) return 1;
+    /* the next beams: copies of their parents' caches; the next pass runs their new tokens */
+    for (int k = 0; k < B; k++)
+        lm_seq_copy(g->nxt[k], g->cur[src[k]]);
+    for (int k = 0; k < B; k++) {
+        struct lm_seq *t = g->cur[k];
+        g->cur[k] = g->nxt[k], g->nxt[k] = t;
+    }
+    return 0;
+}
+
+/* The end of a beam search: the best hypothesis, streamed through the text. */
+static void beam_finish(struct gen_seq *g) {
+    const int B = g->B, T = g->p.max_new_tokens, n_gen = g->n_gen;
+    if (!g->done)
+        for (int b = 0; b < B; b++)
+            hyps_add(&g->hs, g->toks + (size_t)b * T, n_gen, g->n_prompt + n_gen, g->score[b]);
+    int best = 0; /* the highest score; the later entry on a tie */
+    for (int i = 1; i < g->hs.n; i++)
+        if (g->hs.h[i].score >= g->hs.h[best].score) best = i;
+    const struct hyp *w = &g->hs.h[best];
+    g->res.finish = w->len < T ? GEN_FINISH_STOP : GEN_FINISH_LENGTH;
+    g->n_gen = 0;
+    for (int i = 0; i < w->len; i++) {
+        struct gen_step step = {.id = w->ids[i]};
+        g->gen[g->n_gen++] = w->ids[i];
+        g->res.n_generated++;
+        if (text_token(&g->o, &step, i + 1 == w->len)) {
+            g->res.finish = GEN_FINISH_CANCEL;
+            return;
+        }
+        if (g->o.stopped) {
+            g->res.finish = GEN_FINISH_STOP;
+            return;
+        }
+    }
+}
+
+int gen_seq_advance(struct gen_seq *g, const float *logits, struct fl_err *err) {
+    const size_t V = (size_t)g->m->cfg.lm.vocab_size;
+    if (g->phase == PH_DONE) return 1;
+    int over;
+    if (g->phase == PH_PREFILL) {
+        g->prefilled = lm_seq_len(g->cur[0]);
+        if (g->prefilled < g->n_prompt) return 0; /* more of the prompt to run */
+        g->phase = PH_DECODE;
+        for (int b = 0; b < g->B; b++) {
+            if (b) lm_seq_copy(g->cur[b], g->cur[0]); /* every beam starts from the prompt */
+            memcpy(g->logits + b * V, logits, V * sizeof *logits);
+        }
+    } else {
+        memcpy(g->logits, logits, (size_t)g->B * V * sizeof *logits);
+    }
+    if (g->B == 1) {
+        over = sample_step(g, g->logits);
+    } else {
+        over = beam_step(g, g->logits, err);
+        if (over == 1) beam_finish(g);
+    }
+    if (over == 0) return 0;
+    g->phase = PH_DONE;
+    if (over < 0) return over;
+    if (g->res.finish != GEN_FINISH_CANCEL && text_finish(&g->o)) g->res.finish = GEN_FINISH_CANCEL;
+    return 1;
+}
+
+/* Runs the groups through the LM, as many passes as the scratch needs. */
+static int run_groups(struct fm_ctx *c, const struct lm_group *groups, int n, float *logits,
+                      struct fl_err *err) {
+    const size_t V = (size_t)c->model->cfg.lm.vocab_size;
+    const int max_rows = lm_scratch_max_tokens(c->scratch);
+    for (int i = 0; i < n;) {
+        int k = 0, rows = 0;
+        while (i + k < n && rows + groups[i + k].n <= max_rows)
+            rows += groups[i + k++].n;
+        if (k == 0) k = 1; /* cannot happen: gen_seq_next keeps groups within max_rows */
+        int rc = lm_forward_batch(c->model->lm, groups + i, k, c->scratch, logits, err);
+        if (rc < 0) return rc;
+        for (int j = 0; j < k; j++)
+            logits += groups[i + j].logits != LM_LOGITS_NONE ? V : 0;
+        i += k;
+    }
+    return 0;
 }
 
 int gen_run(struct fm_ctx *c, const int *prompt, int n_prompt, const struct gen_params *p, gen_callback cb,
@@ -340,29 +497,31 @@ int gen_run(struct fm_ctx *c, const int *prompt, int n_prompt, const struct gen_
     const struct fm_model *m = c->model;
     memset(res, 0, sizeof *res);
     res->n_prompt = n_prompt;
-    int rc = gen_check(p, err);
+    if ((long)n_prompt + p->max_new_tokens > c->n_ctx && c->n_ctx < m->cfg.lm.max_seq_len)
+        return fl_err_set(err, FL_ELIMIT,
+                          "the prompt's %d tokens and max_new_tokens %d exceed the context of %d", n_prompt,
+                          p->max_new_tokens, c->n_ctx);
+    struct gen_seq *g = NULL;
+    int rc = gen_seq_start(m, c->media, prompt, n_prompt, p, cb, cb_ctx, &g, err);
     if (rc < 0) return rc;
-    if (n_prompt < 1) return fl_err_set(err, FL_EINVAL, "the prompt is empty");
-    if (p->n_stop && !m->tok) return fl_err_set(err, FL_EINVAL, "stop strings need a tokenizer in the model file");
-    const int max_ctx = m->cfg.lm.max_seq_len < c->n_ctx ? m->cfg.lm.max_seq_len : c->n_ctx;
-    if ((long)n_prompt + p->max_new_tokens > max_ctx)
-        return fl_err_set(err, FL_ELIMIT, "the prompt's %d tokens and max_new_tokens %d exceed the context of %d",
-                          n_prompt, p->max_new_tokens, max_ctx);
-    int media = 0;
-    for (int i = 0; i < n_prompt; i++) media += prompt[i] == m->cfg.tokens.media;
-    if (media != lm_media_count(c->media))
-        return fl_err_set(err, FL_EINVAL, "the prompt has %d <image> markers but %d images were given", media,
-                          lm_media_count(c->media));
-    const int n_ctx = n_prompt + p->max_new_tokens;
-    struct text_out o = {.tok = m->tok, .p = p, .cb = cb, .cb_ctx = cb_ctx};
-    if (p->num_beams > 1) {
-        rc = run_beams(c, prompt, n_prompt, p, &o, out_ids, cap, n_ctx, res, err);
-    } else {
-        struct lm_seq *seq = NULL;
-        rc = lm_seq_init(m->lm, n_ctx, &seq, err);
-        if (rc == 0) rc = run_sampling(c, seq, prompt, n_prompt, p, &o, out_ids, cap, res, err);
-        lm_seq_free(seq);
+    float *logits = malloc((size_t)p->num_beams * m->cfg.lm.vocab_size * sizeof *logits);
+    if (!logits) rc = fl_err_set(err, FL_ENOMEM, "out of memory");
+    struct lm_group groups[16];
+    while (rc == 0) {
+        int n = gen_seq_next(g, lm_scratch_max_tokens(c->scratch), groups, 16);
+        if (n == 0) break;
+        rc = run_groups(c, groups, n, logits, err);
+        if (rc == 0) rc = gen_seq_advance(g, logits, err);
+        if (rc == 1) {
+            rc = 0;
+            break;
+        }
     }
-    free(o.text);
+    if (rc == 0) {
+        *res = g->res;
+        if (out_ids) memcpy(out_ids, g->gen, (size_t)(g->n_gen < cap ? g->n_gen : cap) * sizeof *out_ids);
+    }
+    free(logits);
+    gen_seq_free(g);
     return rc;
 }

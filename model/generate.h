@@ -24,13 +24,13 @@
 #include "flamingo.h"
 #include "sampler.h"
 
-#define GEN_MAX_STOP 8
+#define GEN_MAX_STOP     8
 #define GEN_MAX_LOGPROBS 20
 
 enum gen_finish {
-    GEN_FINISH_STOP,    /* an end token or a stop string */
-    GEN_FINISH_LENGTH,  /* max_new_tokens, or the context is full */
-    GEN_FINISH_CANCEL,  /* the callback asked to stop */
+    GEN_FINISH_STOP,   /* an end token or a stop string */
+    GEN_FINISH_LENGTH, /* max_new_tokens, or the context is full */
+    GEN_FINISH_CANCEL, /* the callback asked to stop */
 };
 
 struct gen_params {
@@ -40,7 +40,7 @@ struct gen_params {
     float length_penalty; /* beam search: score / length^lp; HF's default 1 */
     const char *stop[GEN_MAX_STOP];
     int n_stop;
-    int n_logprobs;       /* 0..20 alternatives per token (not with beams) */
+    int n_logprobs; /* 0..20 alternatives per token (not with beams) */
 };
 
 void gen_defaults(struct gen_params *p);
@@ -69,6 +69,37 @@ struct gen_result {
     int n_prompt, n_generated;
     enum gen_finish finish;
 };
+
+/*
+ * A generation driven one forward pass at a time, so that a caller can run
+ * the passes of many generations together (the server's engine batches
+ * them through lm_forward_batch).  The loop:
+ *
+ *   gen_seq_start(...)
+ *   while ((n = gen_seq_next(g, max_rows, groups, cap)) > 0) {
+ *       lm_forward_batch(lm, groups, n, scratch, logits, err)   (maybe with other groups)
+ *       if (gen_seq_advance(g, logits, err) != 0) break;         (1: done, < 0: error)
+ *   }
+ *
+ * gen_seq_next gives the prompt in chunks of at most max_rows tokens (the
+ * last chunk asks for its last logits), then one token per beam per step.
+ * gen_seq_advance takes the logits rows those groups asked for, in order
+ * (none for a prompt chunk that is not the last), picks tokens, and calls
+ * the callback.  The generation owns its sequences (KV caches); md must
+ * outlive it.  Errors of gen_seq_start: as gen_run's.
+ */
+struct gen_seq;
+
+int gen_seq_start(const struct fm_model *m, const struct lm_media *md, const int *prompt, int n_prompt,
+                  const struct gen_params *p, gen_callback cb, void *cb_ctx, struct gen_seq **out,
+                  struct fl_err *err);
+void gen_seq_free(struct gen_seq *g);
+int gen_seq_next(const struct gen_seq *g, int max_rows, struct lm_group *out, int cap);
+int gen_seq_advance(struct gen_seq *g, const float *logits, struct fl_err *err);
+int gen_seq_done(const struct gen_seq *g);
+const struct gen_result *gen_seq_result(const struct gen_seq *g);
+/* The generated ids so far (beam search: the winner's, once done). */
+const int *gen_seq_ids(const struct gen_seq *g, int *n);
 
 /*
  * Generates after prompt[n_prompt] with the images already in c->media.

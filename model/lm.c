@@ -359,6 +359,8 @@ int lm_scratch_init(const struct lm_model *m, int max_tokens, int n_ctx, struct 
     return 0;
 }
 
+int lm_scratch_max_tokens(const struct lm_scratch *s) { return s->max_tokens; }
+
 void lm_scratch_free(struct lm_scratch *s) {
     if (!s) return;
     free(s->x);

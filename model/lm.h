@@ -54,6 +54,7 @@ void lm_seq_copy(struct lm_seq *dst, const struct lm_seq *src);
 int lm_scratch_init(const struct lm_model *m, int max_tokens, int n_ctx, struct lm_scratch **out,
                     struct fl_err *err);
 void lm_scratch_free(struct lm_scratch *s);
+int lm_scratch_max_tokens(const struct lm_scratch *s);
 
 /* Which logits a group of lm_forward_batch returns. */
 enum lm_logits { LM_LOGITS_NONE, LM_LOGITS_LAST, LM_LOGITS_ALL };

@@ -17,7 +17,7 @@ PYTHON ?= /usr/bin/python3
 BUILD ?= build
 OPT ?= -O2
 SAN ?=
-PKGS := libmicrohttpd libcjson stb openblas libjpeg zlib libutf8proc
+PKGS := libmicrohttpd libcjson stb openblas libjpeg zlib libutf8proc libcrypto
 
 ifeq ($(BUILD),build)
 BIN := flamingo
@@ -43,7 +43,7 @@ CFLAGS_ALL = -std=c11 -D_GNU_SOURCE -ffp-contract=off $(OPT) -g $(SAN) $(WARN) -
              $(shell pkg-config --cflags $(PKGS)) $(CFLAGS)
 LDLIBS_ALL = $(SAN) $(shell pkg-config --libs $(PKGS)) -lm -lpthread $(LDFLAGS)
 
-LIB_SRC := $(sort $(wildcard core/*.c weights/*.c vision/*.c model/*.c))
+LIB_SRC := $(sort $(wildcard core/*.c weights/*.c vision/*.c model/*.c server/*.c))
 APP_SRC := $(sort $(wildcard cli/*.c bench/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 

@@ -330,6 +330,8 @@ int gen_seq_next(const struct gen_seq *g, int max_rows, struct lm_group *out, in
 }
 
 int gen_seq_done(const struct gen_seq *g) { return g->phase == PH_DONE; }
+int gen_seq_in_prompt(const struct gen_seq *g) { return g->phase == PH_PREFILL; }
+int gen_seq_width(const struct gen_seq *g) { return g->B; }
 const struct gen_result *gen_seq_result(const struct gen_seq *g) { return &g->res; }
 const int *gen_seq_ids(const struct gen_seq *g, int *n) {
     *n = g->n_gen;

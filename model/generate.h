@@ -97,6 +97,10 @@ void gen_seq_free(struct gen_seq *g);
 int gen_seq_next(const struct gen_seq *g, int max_rows, struct lm_group *out, int cap);
 int gen_seq_advance(struct gen_seq *g, const float *logits, struct fl_err *err);
 int gen_seq_done(const struct gen_seq *g);
+/* Still running the prompt (the next groups are a prompt chunk)? */
+int gen_seq_in_prompt(const struct gen_seq *g);
+/* The rows of the next decode step (1, or num_beams). */
+int gen_seq_width(const struct gen_seq *g);
 const struct gen_result *gen_seq_result(const struct gen_seq *g);
 /* The generated ids so far (beam search: the winner's, once done). */
 const int *gen_seq_ids(const struct gen_seq *g, int *n);

@@ -276,6 +276,43 @@ int lm_media_add(const struct lm_model *m, struct lm_media *md, const float *lat
     return 0;
 }
 
+size_t lm_media_kv_floats(const struct lm_model *m) {
+    size_t per_block = (size_t)m->n_latents * 2 * m->xcfg.heads * m->xcfg.dim_head;
+    return (m->n_xattn ? (size_t)m->n_xattn : 1) * per_block;
+}
+
+void lm_media_kv(const struct lm_model *m, const float *latents, float *kv) {
+    const size_t per_block = (size_t)m->n_latents * 2 * m->xcfg.heads * m->xcfg.dim_head;
+    for (int x = 0; x < m->n_xattn; x++) xattn_media_kv(&m->blocks[x], latents, m->n_latents, kv + x * per_block);
+}
+
+int lm_media_init_ref(const struct lm_model *m, int max_images, struct lm_media **out, struct fl_err *err) {
+    *out = NULL;
+    struct lm_media *md = calloc(1, sizeof *md);
+    if (!md) return fl_err_set(err, FL_ENOMEM, "out of memory for image references");
+    md->max_images = max_images < 1 ? 1 : max_images;
+    md->n_xattn = m->n_xattn;
+    md->L = m->n_latents;
+    md->kv_width = 2 * m->xcfg.heads * m->xcfg.dim_head;
+    md->ptr = calloc((size_t)(md->n_xattn ? md->n_xattn : 1) * md->max_images, sizeof *md->ptr);
+    if (!md->ptr) {
+        free(md);
+        return fl_err_set(err, FL_ENOMEM, "out of memory for image references");
+    }
+    *out = md;
+    return 0;
+}
+
+int lm_media_add_ref(const struct lm_model *m, struct lm_media *md, const float *kv, struct fl_err *err) {
+    (void)m;
+    if (md->n_images == md->max_images)
+        return fl_err_set(err, FL_ELIMIT, "more than %d images", md->max_images);
+    for (int x = 0; x < md->n_xattn; x++)
+        md->ptr[(size_t)x * md->max_images + md->n_images] = kv + (size_t)x * md->L * md->kv_width;
+    md->n_images++;
+    return 0;
+}
+
 /* ---- sequences and scratch ---------------------------------------------- */
 
 int lm_seq_init(const struct lm_model *m, int n_ctx, struct lm_seq **out, struct fl_err *err) {

@@ -42,6 +42,16 @@ int lm_media_count(const struct lm_media *md);
 /* Adds one image given its Perceiver latents [num_latents][vision width]. */
 int lm_media_add(const struct lm_model *m, struct lm_media *md, const float *latents, struct fl_err *err);
 
+/* Images whose keys and values live elsewhere (the server's image cache):
+ * lm_media_kv computes one image's keys and values for every block into
+ * kv[lm_media_kv_floats(m)]; a media made by lm_media_init_ref holds no
+ * storage, and lm_media_add_ref appends such a buffer by reference (it must
+ * outlive the media's use). */
+size_t lm_media_kv_floats(const struct lm_model *m);
+void lm_media_kv(const struct lm_model *m, const float *latents, float *kv);
+int lm_media_init_ref(const struct lm_model *m, int max_images, struct lm_media **out, struct fl_err *err);
+int lm_media_add_ref(const struct lm_model *m, struct lm_media *md, const float *kv, struct fl_err *err);
+
 /* A sequence of up to n_ctx tokens (capped by the model's max_seq_len). */
 int lm_seq_init(const struct lm_model *m, int n_ctx, struct lm_seq **out, struct fl_err *err);
 void lm_seq_free(struct lm_seq *s);

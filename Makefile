@@ -47,7 +47,7 @@ LIB_SRC := $(sort $(wildcard core/*.c weights/*.c vision/*.c model/*.c server/*.
 APP_SRC := $(sort $(wildcard cli/*.c bench/*.c))
 TEST_SRC := $(sort $(wildcard tests/test_*.c))
 
-LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o)
+LIB_OBJ := $(LIB_SRC:%.c=$(BUILD)/%.o) $(BUILD)/server/web_index.o
 APP_OBJ := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
@@ -70,6 +70,14 @@ $(BUILD)/%.o: %.c
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_ALL) $(KFLAGS) -c $< -o $@
 
+# The web page at GET /, compiled into the binary.
+$(BUILD)/server/web_index.c: server/web/index.html tools/embed.sh
+	@mkdir -p $(dir $@)
+	tools/embed.sh $< flamingo_index_html > $@.tmp && mv $@.tmp $@
+
+$(BUILD)/server/web_index.o: $(BUILD)/server/web_index.c
+	$(CC) $(CFLAGS_ALL) -c $< -o $@
+
 # The kernels are written for the vectoriser: always -O3; the AVX2 table
 # also gets AVX2/FMA code and FMA contraction (chosen at run time by CPUID).
 $(BUILD)/core/kern_generic.o: KFLAGS = -O3 -fno-trapping-math -Wno-psabi
@@ -81,6 +89,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libflamingo.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
 test: $(BIN) $(TEST_BIN)
+	@tools/deps.sh --check --test >/dev/null || tools/deps.sh --test
 	@FLAMINGO_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh quick
 
 test-full: $(BIN) $(TEST_BIN)

@@ -40,7 +40,8 @@ struct pair_slot {
 
 static uint64_t hash_bytes(const char *s, size_t n) {
     uint64_t h = 1469598103934665603ull;
-    for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
+    for (size_t i = 0; i < n; i++)
+        h = (h ^ (uint8_t)s[i]) * 1099511628211ull;
     return h;
 }
 
@@ -62,15 +63,15 @@ enum norm_kind { NORM_NONE, NORM_NFC, NORM_NFD, NORM_NFKC, NORM_NFKD };
 struct tok {
     struct str_slot *vocab; /* cap_vocab slots */
     uint32_t cap_vocab;
-    char **piece;           /* [n_ids] id -> string (NULL for holes) */
+    char **piece; /* [n_ids] id -> string (NULL for holes) */
     int n_ids;
     struct pair_slot *merges;
     uint32_t cap_merges;
     int byte_id[256];
     char byte_chr[256][3]; /* UTF-8 of each byte's character */
     uint8_t byte_chr_len[256];
-    int16_t cp_byte[324];   /* GPT-2 character code point -> byte, -1 if none */
-    struct added *added;    /* longest first */
+    int16_t cp_byte[324]; /* GPT-2 character code point -> byte, -1 if none */
+    struct added *added;  /* longest first */
     int n_added;
     enum norm_kind norm;
     int add_prefix_space, use_regex, ignore_merges;
@@ -122,7 +123,8 @@ static void merge_put(struct tok *t, int a, int b, int rank, int merged) {
 
 static uint32_t pow2_at_least(uint64_t n) {
     uint32_t c = 16;
-    while (c < n) c *= 2;
+    while (c < n)
+        c *= 2;
     return c;
 }
 
@@ -132,7 +134,8 @@ static uint32_t pow2_at_least(uint64_t n) {
  * to U+0100 onwards in byte order. */
 static void byte_table(struct tok *t) {
     int n = 0;
-    for (int i = 0; i < 324; i++) t->cp_byte[i] = -1;
+    for (int i = 0; i < 324; i++)
+        t->cp_byte[i] = -1;
     for (int b = 0; b < 256; b++) {
         int printable = (b >= '!' && b <= '~') || (b >= 0xa1 && b <= 0xac) || (b >= 0xae && b <= 0xff);
         int cp = printable ? b : 256 + n++;
@@ -168,7 +171,8 @@ static int parse_normalizer(struct tok *t, const cJSON *n, struct fl_err *err) {
     if (!strcmp(type->valuestring, "Sequence")) {
         const cJSON *list = cJSON_GetObjectItemCaseSensitive(n, "normalizers"), *it;
         if (cJSON_GetArraySize(list) > 1)
-            return fl_err_set(err, FL_EUNSUPPORTED, "tokenizer: normalizer sequences of more than one are not supported");
+            return fl_err_set(err, FL_EUNSUPPORTED,
+                              "tokenizer: normalizer sequences of more than one are not supported");
         cJSON_ArrayForEach(it, list) return parse_normalizer(t, it, err);
         return 0;
     }
@@ -201,14 +205,17 @@ static int parse_model(struct tok *t, const cJSON *model, struct fl_err *err) {
     cJSON_ArrayForEach(it, vocab) {
         char pn[64];
         if (!cJSON_IsNumber(it) || it->valuedouble < 0 || it->valuedouble >= t->n_ids)
-            return fl_err_set(err, FL_EFORMAT, "tokenizer: bad id for token '%s'", fl_printable(it->string, pn));
+            return fl_err_set(err, FL_EFORMAT, "tokenizer: bad id for token '%s'",
+                              fl_printable(it->string, pn));
         int id = (int)it->valuedouble;
         if (set_piece(t, id, it->string, strlen(it->string), err) < 0) return FL_ENOMEM;
         if (vocab_put(t, t->piece[id], strlen(t->piece[id]), id) < 0)
-            return fl_err_set(err, FL_EFORMAT, "tokenizer: token '%s' appears twice", fl_printable(it->string, pn));
+            return fl_err_set(err, FL_EFORMAT, "tokenizer: token '%s' appears twice",
+                              fl_printable(it->string, pn));
     }
     t->cap_merges = pow2_at_least(2 * (uint64_t)cJSON_GetArraySize(merges) + 16);
-    if (!(t->merges = calloc(t->cap_merges, sizeof *t->merges))) return fl_err_set(err, FL_ENOMEM, "out of memory");
+    if (!(t->merges = calloc(t->cap_merges, sizeof *t->merges)))
+        return fl_err_set(err, FL_ENOMEM, "out of memory");
     int rank = 0;
     char buf[1024];
     cJSON_ArrayForEach(it, merges) {
@@ -218,19 +225,23 @@ static int parse_model(struct tok *t, const cJSON *model, struct fl_err *err) {
             const char *sp = strchr(it->valuestring, ' ');
             if (!sp) return fl_err_set(err, FL_EFORMAT, "tokenizer: merge %d has no space", rank);
             left = it->valuestring, nl = (size_t)(sp - left), right = sp + 1, nr = strlen(right);
-        } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 && cJSON_IsString(cJSON_GetArrayItem(it, 0)) &&
+        } else if (cJSON_IsArray(it) && cJSON_GetArraySize(it) == 2 &&
+                   cJSON_IsString(cJSON_GetArrayItem(it, 0)) &&
                    cJSON_IsString(cJSON_GetArrayItem(it, 1))) { /* ["left", "right"] */
             left = cJSON_GetArrayItem(it, 0)->valuestring, nl = strlen(left);
             right = cJSON_GetArrayItem(it, 1)->valuestring, nr = strlen(right);
         } else {
-            return fl_err_set(err, FL_EFORMAT, "tokenizer: merge %d is neither \"a b\" nor [\"a\", \"b\"]", rank);
+            return fl_err_set(err, FL_EFORMAT, "tokenizer: merge %d is neither \"a b\" nor [\"a\", \"b\"]",
+                              rank);
         }
-        if (nl + nr >= sizeof buf) return fl_err_set(err, FL_EFORMAT, "tokenizer: merge %d is too long", rank);
+        if (nl + nr >= sizeof buf)
+            return fl_err_set(err, FL_EFORMAT, "tokenizer: merge %d is too long", rank);
         memcpy(buf, left, nl);
         memcpy(buf + nl, right, nr);
         int a = vocab_find(t, left, nl), b = vocab_find(t, right, nr), m = vocab_find(t, buf, nl + nr);
         if (a < 0 || b < 0 || m < 0)
-            return fl_err_set(err, FL_EFORMAT, "tokenizer: merge %d uses a token that is not in the vocabulary", rank);
+            return fl_err_set(err, FL_EFORMAT,
+                              "tokenizer: merge %d uses a token that is not in the vocabulary", rank);
         merge_put(t, a, b, rank, m);
         rank++;
     }
@@ -241,10 +252,12 @@ static int max_id(const cJSON *root) {
     int mx = -1;
     const cJSON *model = cJSON_GetObjectItemCaseSensitive(root, "model");
     const cJSON *vocab = model ? cJSON_GetObjectItemCaseSensitive(model, "vocab") : NULL, *it;
-    cJSON_ArrayForEach(it, vocab) if (cJSON_IsNumber(it) && it->valuedouble > mx && it->valuedouble < (1 << 22)) mx = (int)it->valuedouble;
+    cJSON_ArrayForEach(it, vocab) if (cJSON_IsNumber(it) && it->valuedouble > mx &&
+                                      it->valuedouble < (1 << 22)) mx = (int)it->valuedouble;
     cJSON_ArrayForEach(it, cJSON_GetObjectItemCaseSensitive(root, "added_tokens")) {
         const cJSON *id = cJSON_GetObjectItemCaseSensitive(it, "id");
-        if (cJSON_IsNumber(id) && id->valuedouble > mx && id->valuedouble < (1 << 22)) mx = (int)id->valuedouble;
+        if (cJSON_IsNumber(id) && id->valuedouble > mx && id->valuedouble < (1 << 22))
+            mx = (int)id->valuedouble;
     }
     return mx;
 }
@@ -276,7 +289,8 @@ int tok_load(const char *json, size_t len, struct tok **out, struct fl_err *err)
     if (rc == 0) rc = parse_pretokenizer(t, cJSON_GetObjectItemCaseSensitive(root, "pre_tokenizer"), err);
     for (int b = 0; rc == 0 && b < 256; b++)
         if ((t->byte_id[b] = vocab_find(t, t->byte_chr[b], t->byte_chr_len[b])) < 0)
-            rc = fl_err_set(err, FL_EFORMAT, "tokenizer: byte 0x%02x has no token (not a byte-level BPE?)", b);
+            rc =
+                fl_err_set(err, FL_EFORMAT, "tokenizer: byte 0x%02x has no token (not a byte-level BPE?)", b);
 
     const cJSON *added = cJSON_GetObjectItemCaseSensitive(root, "added_tokens"), *it;
     if (rc == 0 && added) {
@@ -297,9 +311,12 @@ int tok_load(const char *json, size_t len, struct tok **out, struct fl_err *err)
             a->lstrip = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "lstrip"));
             a->rstrip = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "rstrip"));
             a->normalized = cJSON_IsTrue(cJSON_GetObjectItemCaseSensitive(it, "normalized"));
-            if (!a->content) rc = fl_err_set(err, FL_ENOMEM, "out of memory");
-            else rc = set_piece(t, a->id, a->content, a->len, err);
-            if (rc == 0 && vocab_find(t, a->content, a->len) < 0 && vocab_put(t, t->piece[a->id], a->len, a->id) < 0)
+            if (!a->content)
+                rc = fl_err_set(err, FL_ENOMEM, "out of memory");
+            else
+                rc = set_piece(t, a->id, a->content, a->len, err);
+            if (rc == 0 && vocab_find(t, a->content, a->len) < 0 &&
+                vocab_put(t, t->piece[a->id], a->len, a->id) < 0)
                 rc = fl_err_set(err, FL_EFORMAT, "tokenizer: added token clash");
         }
         if (rc == 0) qsort(t->added, (size_t)t->n_added, sizeof *t->added, cmp_added_len);
@@ -315,8 +332,10 @@ int tok_load(const char *json, size_t len, struct tok **out, struct fl_err *err)
 
 void tok_free(struct tok *t) {
     if (!t) return;
-    for (int i = 0; i < t->n_ids; i++) free(t->piece[i]);
-    for (int i = 0; i < t->n_added; i++) free(t->added[i].content);
+    for (int i = 0; i < t->n_ids; i++)
+        free(t->piece[i]);
+    for (int i = 0; i < t->n_added; i++)
+        free(t->added[i].content);
     free(t->piece);
     free(t->vocab);
     free(t->merges);
@@ -429,7 +448,8 @@ static int bpe_word(const struct tok *t, struct bpe_ws *w, const uint8_t *s, siz
         w->prev[i] = (int32_t)i - 1;
         w->next[i] = i + 1 < n ? (int32_t)i + 1 : -1;
     }
-    for (size_t i = 0; i + 1 < n; i++) push_pair(t, w, &n_heap, (int)i);
+    for (size_t i = 0; i + 1 < n; i++)
+        push_pair(t, w, &n_heap, (int)i);
     while (n_heap > 0) {
         struct heap_item it = heap_pop(w->heap, &n_heap);
         int pos = it.pos, nx = w->next[pos];
@@ -443,7 +463,8 @@ static int bpe_word(const struct tok *t, struct bpe_ws *w, const uint8_t *s, siz
         if (w->prev[pos] >= 0) push_pair(t, w, &n_heap, w->prev[pos]);
         push_pair(t, w, &n_heap, pos);
     }
-    for (int i = 0; i >= 0 && (size_t)i < n; i = w->next[i]) emit(o, w->id[i]);
+    for (int i = 0; i >= 0 && (size_t)i < n; i = w->next[i])
+        emit(o, w->id[i]);
     return 0;
 }
 
@@ -501,7 +522,8 @@ static int pretokenize(const struct tok *t, struct bpe_ws *w, const uint8_t *s, 
             size_t rest = n - off[i] - 1;
             size_t len = 0;
             if (rest >= 1 && (p[0] == 's' || p[0] == 't' || p[0] == 'm' || p[0] == 'd')) len = 1;
-            if (rest >= 2 && ((p[0] == 'r' && p[1] == 'e') || (p[0] == 'v' && p[1] == 'e') || (p[0] == 'l' && p[1] == 'l')))
+            if (rest >= 2 && ((p[0] == 'r' && p[1] == 'e') || (p[0] == 'v' && p[1] == 'e') ||
+                              (p[0] == 'l' && p[1] == 'l')))
                 len = 2;
             if (len) {
                 rc = bpe_word(t, w, s + off[i], len + 1, o);
@@ -515,14 +537,16 @@ static int pretokenize(const struct tok *t, struct bpe_ws *w, const uint8_t *s, 
         if (cl[k] != C_SPACE) {
             enum cls want = (enum cls)cl[k];
             j = k;
-            while (j < m && cl[j] == want) j++;
+            while (j < m && cl[j] == want)
+                j++;
             rc = bpe_word(t, w, s + off[i], off[j] - off[i], o);
             i = j;
             continue;
         }
         /* whitespace: the run, minus its last character when a non-space follows */
         j = i;
-        while (j < m && cl[j] == C_SPACE) j++;
+        while (j < m && cl[j] == C_SPACE)
+            j++;
         if (j < m && j - i >= 2) j--;
         rc = bpe_word(t, w, s + off[i], off[j] - off[i], o);
         i = j;
@@ -533,12 +557,15 @@ static int pretokenize(const struct tok *t, struct bpe_ws *w, const uint8_t *s, 
 }
 
 /* Normalises (when asked) and pre-tokenizes one segment between added tokens. */
-static int encode_segment(const struct tok *t, struct bpe_ws *w, const uint8_t *s, size_t n, struct out_ids *o) {
+static int encode_segment(const struct tok *t, struct bpe_ws *w, const uint8_t *s, size_t n,
+                          struct out_ids *o) {
     uint8_t *norm = NULL;
     if (t->norm != NORM_NONE && n) {
         int opts = UTF8PROC_STABLE;
-        if (t->norm == NORM_NFC || t->norm == NORM_NFKC) opts |= UTF8PROC_COMPOSE;
-        else opts |= UTF8PROC_DECOMPOSE;
+        if (t->norm == NORM_NFC || t->norm == NORM_NFKC)
+            opts |= UTF8PROC_COMPOSE;
+        else
+            opts |= UTF8PROC_DECOMPOSE;
         if (t->norm == NORM_NFKC || t->norm == NORM_NFKD) opts |= UTF8PROC_COMPAT;
         utf8proc_ssize_t k = utf8proc_map(s, (utf8proc_ssize_t)n, &norm, (utf8proc_option_t)opts);
         if (k < 0) return -1;
@@ -548,7 +575,8 @@ static int encode_segment(const struct tok *t, struct bpe_ws *w, const uint8_t *
     int rc = 0;
     if (t->add_prefix_space && n && s[0] != ' ') {
         uint8_t *p = malloc(n + 1);
-        if (!p) rc = -1;
+        if (!p)
+            rc = -1;
         else {
             p[0] = ' ';
             memcpy(p + 1, s, n);
@@ -592,14 +620,16 @@ int tok_encode(const struct tok *t, const char *text, size_t len, int *ids, int 
         }
         size_t end = i;
         if (hit && hit->lstrip)
-            while (end > seg && is_ascii_space(s[end - 1])) end--;
+            while (end > seg && is_ascii_space(s[end - 1]))
+                end--;
         if (end > seg && encode_segment(t, &w, s + seg, end - seg, &o) < 0)
             rc = fl_err_set(err, FL_ENOMEM, "out of memory tokenizing");
         if (!hit) break;
         emit(&o, hit->id);
         i += hit->len;
         if (hit->rstrip)
-            while (i < len && is_ascii_space(s[i])) i++;
+            while (i < len && is_ascii_space(s[i]))
+                i++;
         seg = i;
     }
     free(w.id);
@@ -649,10 +679,14 @@ static size_t feed(struct tok_stream *st, uint8_t b, char *out) {
         uint8_t lead = st->pending[0];
         int ok = (b & 0xc0) == 0x80;
         if (ok && st->n_pending == 1) {
-            if (lead == 0xe0) ok = b >= 0xa0;
-            else if (lead == 0xed) ok = b <= 0x9f;
-            else if (lead == 0xf0) ok = b >= 0x90;
-            else if (lead == 0xf4) ok = b <= 0x8f;
+            if (lead == 0xe0)
+                ok = b >= 0xa0;
+            else if (lead == 0xed)
+                ok = b <= 0x9f;
+            else if (lead == 0xf0)
+                ok = b >= 0x90;
+            else if (lead == 0xf4)
+                ok = b <= 0x8f;
         }
         if (!ok) { /* the pending prefix is invalid: one U+FFFD, then retry b */
             memcpy(out + w, REPLACEMENT, 3);
@@ -670,27 +704,34 @@ static size_t feed(struct tok_stream *st, uint8_t b, char *out) {
     }
 }
 
-size_t tok_decode_next(const struct tok *t, struct tok_stream *st, int id, char *out, size_t cap) {
+/* A token's raw bytes: byte-level characters mapped back to bytes; a token
+ * with any other character (an added token like "<image>" is plain ASCII and
+ * maps) is taken as its own UTF-8, as HF's ByteLevel decoder does. */
+size_t tok_token_bytes(const struct tok *t, int id, uint8_t *out, size_t cap) {
     if (id < 0 || id >= t->n_ids || !t->piece[id]) return 0;
     const uint8_t *p = (const uint8_t *)t->piece[id];
-    size_t n = strlen(t->piece[id]);
-    /* Byte-level characters back to bytes; a token with any other character
-     * (an added token like "<image>" is plain ASCII and maps) is taken as its
-     * own UTF-8, as HF's ByteLevel decoder does. */
-    uint8_t bytes[1024];
-    size_t nb = 0;
+    size_t n = strlen(t->piece[id]), nb = 0;
     int all_mapped = 1;
     for (size_t i = 0; i < n && all_mapped;) {
         int32_t c;
         utf8proc_ssize_t k = utf8proc_iterate(p + i, (utf8proc_ssize_t)(n - i), &c);
-        if (k < 0 || c < 0 || c >= 324 || t->cp_byte[c] < 0 || nb == sizeof bytes) all_mapped = 0;
-        else bytes[nb++] = (uint8_t)t->cp_byte[c], i += (size_t)k;
+        if (k < 0 || c < 0 || c >= 324 || t->cp_byte[c] < 0 || nb == cap)
+            all_mapped = 0;
+        else
+            out[nb++] = (uint8_t)t->cp_byte[c], i += (size_t)k;
     }
-    const uint8_t *src = all_mapped ? bytes : p;
-    size_t ns = all_mapped ? nb : n, w = 0;
+    if (all_mapped) return nb;
+    if (n > cap) n = cap;
+    memcpy(out, p, n);
+    return n;
+}
+
+size_t tok_decode_next(const struct tok *t, struct tok_stream *st, int id, char *out, size_t cap) {
+    uint8_t bytes[1024];
+    size_t ns = tok_token_bytes(t, id, bytes, sizeof bytes), w = 0;
     char tmp[8];
     for (size_t i = 0; i < ns; i++) {
-        size_t k = feed(st, src[i], tmp);
+        size_t k = feed(st, bytes[i], tmp);
         if (w + k > cap) break;
         memcpy(out + w, tmp, k);
         w += k;

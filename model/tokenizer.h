@@ -56,6 +56,9 @@ struct tok_stream {
  * returns the number of bytes written: only complete characters.  Ids outside
  * the vocabulary decode to nothing. */
 size_t tok_decode_next(const struct tok *t, struct tok_stream *st, int id, char *out, size_t cap);
+/* The raw bytes of token id (at most cap; possibly not whole UTF-8
+ * characters): what OpenAI's logprobs call "bytes".  Returns the count. */
+size_t tok_token_bytes(const struct tok *t, int id, uint8_t *out, size_t cap);
 /* Bytes tok_decode_next may write for token id. */
 size_t tok_decode_cap(const struct tok *t, int id);
 /* Flushes what is pending at the end (as U+FFFD).  Returns bytes written

@@ -187,6 +187,7 @@ static int on_token(void *ctx, const struct gen_step *st) {
             memcpy(t->top_logprobs, st->top_logprobs, sizeof t->top_logprobs);
             t->text_off = off;
             t->text_len = st->text_len;
+            t->t = fl_now();
             c->n_generated++;
         } else if (c->n_toks) { /* the final flush belongs to the last token */
             c->toks[c->n_toks - 1].text_len += st->text_len;
@@ -554,6 +555,8 @@ int eng_submit(struct eng *e, struct eng_job *j, struct fl_err *err) {
 struct ic_entry *eng_cache_get(struct eng *e, const uint8_t key[32]) {
     return ic_get(e->cache, key);
 }
+
+void eng_cache_unpin(struct eng *e, struct ic_entry *entry) { ic_unpin(e->cache, entry); }
 
 void eng_stats(struct eng *e, struct eng_stats *out) {
     pthread_mutex_lock(&e->mu);

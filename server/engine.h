@@ -61,6 +61,7 @@ struct eng_token {
     int top_ids[GEN_MAX_LOGPROBS];
     float top_logprobs[GEN_MAX_LOGPROBS];
     size_t text_off, text_len; /* the visible text this token released, in the choice's text */
+    double t;                  /* fl_now() when it was published */
 };
 
 struct eng_choice {
@@ -133,6 +134,8 @@ int eng_start(const struct fm_model *m, const struct eng_config *cfg, struct eng
 int eng_submit(struct eng *e, struct eng_job *j, struct fl_err *err);
 /* Looks up an image in the cache: a pinned entry, or NULL. */
 struct ic_entry *eng_cache_get(struct eng *e, const uint8_t key[32]);
+/* Unpins an entry that eng_cache_get returned (for a job never submitted). */
+void eng_cache_unpin(struct eng *e, struct ic_entry *entry);
 void eng_stats(struct eng *e, struct eng_stats *out);
 /* Stops accepting jobs, lets those in flight finish for up to drain_ms,
  * cancels the rest, joins the thread and frees everything. */

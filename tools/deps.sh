@@ -13,6 +13,20 @@ libjpeg62-turbo-dev|libjpeg-turbo8-dev zlib1g-dev libutf8proc-dev libssl-dev
 python3 python3-numpy python3-pil python3-torch python3-torchvision python3-skimage python3-regex
 curl"
 
+TEST=""
+CHECK=""
+for arg in "$@"; do
+    case "$arg" in
+    --test) TEST=1 ;;
+    --check) CHECK=1 ;;
+    esac
+done
+if [ -n "$TEST" ]; then
+    PKGS="$PKGS chromium"
+    command -v node >/dev/null 2>&1 || PKGS="$PKGS nodejs"
+    command -v npm >/dev/null 2>&1 || PKGS="$PKGS npm"
+fi
+
 installed() {
     dpkg-query -W -f='${db:Status-Abbrev}' "$1" 2>/dev/null | grep -q '^ii'
 }
@@ -31,7 +45,7 @@ for entry in $PKGS; do
     missing="$missing ${pick:-${entry%%|*}}"
 done
 
-if [ "${1:-}" = "--check" ]; then
+if [ -n "$CHECK" ]; then
     [ -z "$missing" ] && exit 0
     echo "$missing"
     exit 1

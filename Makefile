@@ -4,6 +4,9 @@
 #   make test       quick suite: every test in its own process with a timeout
 #   make test-full  adds the full-size checks (ViT-L/14 against PyTorch)
 #   make asan       the quick suite under AddressSanitizer + UBSan
+#   make tsan       the engine and server tests under ThreadSanitizer
+#   make run        build, then serve the bundled model on http://127.0.0.1:8080/
+#                   (HOST=, PORT=, MODEL= to change)
 #   make golden     regenerate the committed fixtures (tests/fixtures/)
 #   make golden-tok regenerate the tokenizer fixtures (needs node and the npm registry)
 #   make bench      flamingo bench --synthetic vit-l-14
@@ -52,7 +55,7 @@ APP_OBJ := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all tests deps test test-full asan golden golden-tok bench clean distclean check-clang
+.PHONY: all tests deps test test-full asan tsan run golden golden-tok bench clean distclean check-clang
 all: $(BIN)
 tests: $(TEST_BIN)
 
@@ -90,7 +93,7 @@ $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libflamingo.a
 
 test: $(BIN) $(TEST_BIN)
 	@tools/deps.sh --check --test >/dev/null || tools/deps.sh --test
-	@FLAMINGO_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh quick
+	@FLAMINGO_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) PYTHON=$(PYTHON) ONLY="$(ONLY)" tests/run.sh quick
 
 test-full: $(BIN) $(TEST_BIN)
 	@FLAMINGO_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) PYTHON=$(PYTHON) tests/run.sh full
@@ -99,6 +102,23 @@ asan:
 	$(MAKE) BUILD=build-asan OPT=-O1 \
 	    SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer" \
 	    test
+
+# ThreadSanitizer over what runs threads against each other: the engine
+# thread, the HTTP threads and the compute pool.
+tsan:
+	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" \
+	    ONLY="test_engine test_server.py test_server_load.py" test
+
+# The model `make run` serves: the bundled model once it exists (issue 6),
+# until then the small random test model (its answers are gibberish).
+MODEL ?= tests/fixtures/of_mpt.safetensors
+HOST ?= 127.0.0.1
+PORT ?= 8080
+run: $(BIN)
+	@echo "flamingo: serving $(MODEL) on http://$(HOST):$(PORT)/ (the web page; Ctrl-C stops)"
+	@echo "  curl http://$(HOST):$(PORT)/v1/chat/completions -H 'Content-Type: application/json' \\"
+	@echo "    -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":16}'"
+	@exec ./$(BIN) serve -m $(MODEL) --host $(HOST) --port $(PORT)
 
 golden: $(BIN)
 	$(PYTHON) tests/reference/make_golden.py
@@ -115,7 +135,7 @@ check-clang:
 	$(MAKE) BUILD=build-clang CC=clang all tests
 
 clean:
-	rm -rf build build-asan build-clang flamingo
+	rm -rf build build-asan build-tsan build-clang flamingo
 
 distclean: clean
 

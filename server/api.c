@@ -8,6 +8,8 @@
 #include <string.h>
 #include <time.h>
 
+#include <cJSON.h>
+
 #include "../core/clock.h"
 #include "../model/tokenizer.h"
 #include "../vision/img.h"
@@ -504,8 +506,8 @@ static void new_id(struct api_req *r, const char *prefix, const char *request_id
 }
 
 int api_prepare(const struct api_ctx *a, enum api_kind kind, const char *body, size_t len, int raw_image,
-                const cJSON *query, const struct api_cache *cache, const char *request_id, struct api_req *r,
-                struct api_error *e) {
+                const struct cJSON *query, const struct api_cache *cache, const char *request_id,
+                struct api_req *r, struct api_error *e) {
     memset(r, 0, sizeof *r);
     r->kind = kind;
     r->created = (long)time(NULL);

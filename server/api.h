@@ -16,11 +16,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include <cJSON.h>
-
 #include "../model/flamingo.h"
 #include "engine.h"
 #include "sbuf.h"
+
+struct cJSON;
 
 struct api_limits {
     size_t max_body_bytes;  /* request body (http.c enforces it) */
@@ -100,8 +100,8 @@ struct api_cache {
  * a caption, raw image bytes with `query` holding the URL's arguments as a
  * JSON object).  On error: e is filled and r holds nothing. */
 int api_prepare(const struct api_ctx *a, enum api_kind kind, const char *body, size_t len, int raw_image,
-                const cJSON *query, const struct api_cache *cache, const char *request_id, struct api_req *r,
-                struct api_error *e);
+                const struct cJSON *query, const struct api_cache *cache, const char *request_id,
+                struct api_req *r, struct api_error *e);
 /* Drops the request's job: unpins its images first unless the engine took
  * the job (submitted: the engine unpins them itself). */
 void api_req_free(struct api_req *r, const struct api_cache *cache, int submitted);

@@ -14,6 +14,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <cJSON.h>
 #include <microhttpd.h>
 #include <openssl/crypto.h>
 
@@ -32,7 +33,7 @@ void srv_config_defaults(struct srv_config *c) {
     c->model_id = "flamingo";
     c->max_connections = 256;
     c->conn_timeout_s = 60;
-    c->keepalive_s = 5;
+    c->keepalive_ms = 5000;
     api_limits_defaults(&c->lim);
     eng_config_defaults(&c->eng);
 }
@@ -222,11 +223,11 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
             api_stream_error(&e, &x->st, &x->out);
             break;
         }
-        if (now - x->last_write >= s->cfg.keepalive_s) {
+        if (now - x->last_write >= s->cfg.keepalive_ms / 1000.0) {
             sb_puts(&x->out, ": keep-alive\n\n");
             break;
         }
-        x->seen = eng_job_wait(x->r.job, x->seen, 100);
+        x->seen = eng_job_wait(x->r.job, x->seen, s->cfg.keepalive_ms < 100 ? s->cfg.keepalive_ms : 100);
     }
     size_t n = x->out.len - x->off < max ? x->out.len - x->off : max;
     memcpy(buf, x->out.p + x->off, n);

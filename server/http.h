@@ -29,7 +29,7 @@ struct srv_config {
     long created; /* /v1/models "created": the model file's mtime */
     int max_connections;
     int conn_timeout_s; /* idle connection (and slow upload) limit */
-    int keepalive_s;    /* SSE comment interval while nothing else is sent */
+    int keepalive_ms;   /* SSE comment interval while nothing else is sent */
     struct api_limits lim;
     struct eng_config eng;
 };

@@ -25,6 +25,15 @@ if [ "$tier" = full ]; then
     for t in tests/full_*.py tests/full_*.sh; do [ -f "$t" ] && list="$list $t"; done
 fi
 
+# ONLY="name ..." runs just those tests (make tsan does)
+if [ -n "${ONLY:-}" ]; then
+    keep=""
+    for t in $list; do
+        case " $ONLY " in *" $(basename "$t") "*) keep="$keep $t" ;; esac
+    done
+    list=$keep
+fi
+
 logdir="$BUILD/test-logs"
 mkdir -p "$logdir"
 passed=0

@@ -445,6 +445,54 @@ def drain(model):
     print("ok   SIGTERM drains 6 streams in flight and exits 0")
 
 
+def queue_full(model):
+    """--max-seqs 1 --queue-len 1: one request runs, one waits, the next gets
+    429 overloaded with Retry-After; the first two still complete."""
+    srv = Server(model, "--max-seqs", "1", "--queue-len", "1")
+    try:
+        conns = []
+        for _ in range(2):  # chat streams answer their first event once submitted
+            c = srv.conn()
+            c.request("POST", "/v1/chat/completions", json.dumps({
+                "messages": [{"role": "user", "content": "a"}], "max_tokens": 70, "stream": True}),
+                {"Content-Type": "application/json"})
+            r = c.getresponse()
+            conns.append((c, r, r.readline()))
+        st, hd, data = srv.post("/v1/completions", {"prompt": "x", "max_tokens": 2})
+        err = json.loads(data)["error"]
+        check(st == 429 and err["type"] == "rate_limit_error" and err["code"] == "overloaded"
+              and hd.get("retry-after") == "1", f"queue full: {st} {err} {hd}")
+        for c, r, first in conns:
+            ev = sse_events(first + r.read())
+            check(ev[-1] == "[DONE]" and "error" not in ev[-2], "the admitted requests complete")
+            c.close()
+    finally:
+        code, out = srv.stop()
+    check(code == 0 and not sanitizer_report(out), f"queue server exit {code}")
+    print("ok   a full queue answers 429 overloaded with Retry-After")
+
+
+def keepalive(model):
+    """A stream waiting for its turn (--max-seqs 1, another request ahead)
+    gets ': keep-alive' comments, and its events stay well framed."""
+    srv = Server(model, "--max-seqs", "1", "--keepalive-ms", "1")
+    try:
+        ahead = threading.Thread(target=srv.post, args=("/v1/chat/completions", {
+            "messages": [{"role": "user", "content": "a"}], "max_tokens": 70}))
+        ahead.start()
+        time.sleep(0.005)
+        st, hd, raw = srv.post("/v1/completions", {"prompt": "<image>Output:", "images": [data_uri(CAT)],
+                                                   "max_tokens": 5, "stream": True})
+        ahead.join()
+        ev = sse_events(raw)
+        check(st == 200 and b"\n\n: keep-alive\n\n" in raw and ev[-1] == "[DONE]",
+              f"keep-alive comments while waiting: {raw[:300]!r}")
+    finally:
+        code, out = srv.stop()
+    check(code == 0 and not sanitizer_report(out), f"keepalive server exit {code}")
+    print("ok   keep-alive comments while a stream waits")
+
+
 def main():
     t0 = time.time()
     for name in MODELS:
@@ -466,6 +514,8 @@ def main():
     model = os.path.join(FIX, "of_mpt.safetensors")
     operations(model)
     drain(model)
+    queue_full(model)
+    keepalive(model)
     print(f"{len(failures)} failures ({time.time() - t0:.1f} s)")
     return 1 if failures else 0
 

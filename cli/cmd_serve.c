@@ -134,6 +134,8 @@ int cmd_serve(int argc, char **argv) {
          &cfg.lim.max_tokens, 1, 1 << 20},
         {"timeout", "seconds a request may take in all (600; 0 = none)", O_SECONDS, &timeout_s, 0, 86400},
         {"max-connections", "open connections (256)", O_INT, &cfg.max_connections, 1, 65536},
+        {"idle-timeout", "seconds a connection may stay silent (slow uploads, idle keep-alive) (60)", O_INT,
+         &cfg.conn_timeout_s, 1, 86400},
         {"keepalive-ms", "SSE comment (: keep-alive) after this long without an event (5000)", O_INT,
          &cfg.keepalive_ms, 1, 60000},
         {"drain-timeout", "seconds SIGTERM waits for requests in flight (30)", O_INT, &drain_s, 0, 86400},

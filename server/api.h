@@ -84,7 +84,7 @@ struct api_req {
     int n_images;
     int latent_tokens; /* usage.prompt_tokens counts each image as this many tokens */
     long created;
-    char id[64];
+    char id[96];
     struct eng_job *job; /* owned until submitted (then the caller releases its reference) */
 };
 

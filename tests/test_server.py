@@ -364,7 +364,8 @@ def bad_requests(srv):
 # ---- operations ----------------------------------------------------------------------------
 
 def operations(model):
-    srv = Server(model, "--api-key", "s3cret", "--max-body-bytes", "4096", "--max-tokens", "16")
+    # limits come from flags and from FLAMINGO_* variables alike
+    srv = Server(model, "--max-body-bytes", "4096", env={"FLAMINGO_API_KEY": "s3cret", "FLAMINGO_MAX_TOKENS": "16"})
     try:
         body = {"prompt": "x", "max_tokens": 2}
         for hdrs, status in (({}, 401), ({"Authorization": "Bearer wrong"}, 401), ({"Authorization": "s3cret"}, 401),
@@ -380,7 +381,7 @@ def operations(model):
         err = json.loads(data)["error"]
         check(st == 413 and err["code"] == "body_too_large", f"body limit: {st} {err}")
         st, hd, data = srv.post("/v1/completions", dict(body, max_tokens=17), headers={"Authorization": "Bearer s3cret"})
-        check(st == 400 and json.loads(data)["error"]["param"] == "max_tokens", "--max-tokens caps max_tokens")
+        check(st == 400 and json.loads(data)["error"]["param"] == "max_tokens", "FLAMINGO_MAX_TOKENS caps max_tokens")
         st, hd, data = srv.request("GET", "/v1/models", headers={"Authorization": "Bearer s3cret",
                                                                  "X-Request-Id": "trace-42"})
         check(st == 200 and hd.get("x-request-id") == "trace-42" and json.loads(data)["data"][0]["id"] == "of_mpt",
@@ -389,6 +390,8 @@ def operations(model):
                                                                  "X-Request-Id": "bad id\u00e9".encode().decode('latin-1')})
         check(st == 200 and hd.get("x-request-id") not in (None, "") and " " not in hd["x-request-id"],
               "an unusable request id is replaced")
+        st, hd, data = srv.request("HEAD", "/health")
+        check(st == 200 and data == b"", f"HEAD /health: {st} {data!r}")
         st, hd, data = srv.request("GET", "/")
         page = data.decode()
         check(st == 200 and hd["content-type"].startswith("text/html") and 'type="file"' in page
@@ -398,7 +401,8 @@ def operations(model):
     check(code == 0 and not sanitizer_report(out), f"exit {code}:\n{out[-3000:]}")
     check("id=trace-42" in out and "GET /v1/models 200 0 tokens" in out, "one log line per request")
     check("POST /v1/completions 401" in out and "POST /v1/completions 413" in out, "log lines of refusals")
-    print("ok   --api-key, X-Request-Id, the body limit, --max-tokens, the log line, the web page")
+    print("ok   the API key, X-Request-Id, the body limit, max_tokens cap (flags and environment), the log line, "
+          "HEAD, the web page")
 
 
 def drain(model):

@@ -38,13 +38,17 @@ struct kern_attn {
 struct kern {
     const char *name;
     /* rows of width dim; b may be NULL (weight-only LayerNorm); y may be x */
-    void (*layernorm)(float *y, const float *x, const float *w, const float *b, int rows, int dim,
-                      float eps);
+    void (*layernorm)(float *y, const float *x, const float *w, const float *b, int rows, int dim, float eps);
     void (*softmax_rows)(float *x, int rows, int cols, int ld);
     void (*quick_gelu)(float *x, size_t n);
     void (*gelu)(float *x, size_t n);
     /* One head (struct kern_attn); scratch: kern_attn_scratch(n_kv, dim). */
     void (*attention)(const struct kern_attn *a, float *scratch);
+    /* y[r][j] = (y[r][j] if accumulate, else 0) + sum_t x[r][t] w[j][t], for
+     * r < m and j < n: a few rows times a row-major weight matrix (batched
+     * decode), reading each weight row once. */
+    void (*gemm_nt_rows)(const float *x, int ldx, int m, const float *w, int ldw, int n, int k, float *y,
+                         int ldy, int accumulate);
 };
 
 /* Floats of scratch one attention call with up to n_kv keys needs. */

@@ -29,9 +29,7 @@ static inline v8f ld8(const float *p) {
 
 static inline void st8(float *p, v8f v) { memcpy(p, &v, sizeof v); }
 
-static inline float hsum8(v8f v) {
-    return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7]));
-}
+static inline float hsum8(v8f v) { return ((v[0] + v[4]) + (v[1] + v[5])) + ((v[2] + v[6]) + (v[3] + v[7])); }
 
 /* exp(x), relative error about 2e-7, x clamped to [-87, 88] (Cephes expf
  * polynomial with the 1.5 * 2^23 rounding trick for the exponent).  NaN in,
@@ -77,9 +75,11 @@ static inline float k_erf(float x) {
 static inline float k_sum(const float *x, int n) {
     v8f acc = {0};
     int i = 0;
-    for (; i + 8 <= n; i += 8) acc += ld8(x + i);
+    for (; i + 8 <= n; i += 8)
+        acc += ld8(x + i);
     float s = hsum8(acc);
-    for (; i < n; i++) s += x[i];
+    for (; i < n; i++)
+        s += x[i];
     return s;
 }
 
@@ -93,9 +93,11 @@ static inline float k_max(const float *x, int n) {
             v8i gt = v > acc; /* lanes of all ones where v wins */
             acc = (v8f)(((v8i)v & gt) | ((v8i)acc & ~gt));
         }
-        for (int l = 0; l < 8; l++) m = acc[l] > m ? acc[l] : m;
+        for (int l = 0; l < 8; l++)
+            m = acc[l] > m ? acc[l] : m;
     }
-    for (; i < n; i++) m = x[i] > m ? x[i] : m;
+    for (; i < n; i++)
+        m = x[i] > m ? x[i] : m;
     return m;
 }
 
@@ -112,32 +114,40 @@ static void k_layernorm(float *y, const float *x, const float *w, const float *b
             acc += d * d;
         }
         float var = hsum8(acc);
-        for (; i < dim; i++) var += (xr[i] - mean) * (xr[i] - mean);
+        for (; i < dim; i++)
+            var += (xr[i] - mean) * (xr[i] - mean);
         float inv = 1.0f / sqrtf(var / (float)dim + eps);
         if (b)
-            for (int j = 0; j < dim; j++) yr[j] = (xr[j] - mean) * inv * w[j] + b[j];
+            for (int j = 0; j < dim; j++)
+                yr[j] = (xr[j] - mean) * inv * w[j] + b[j];
         else
-            for (int j = 0; j < dim; j++) yr[j] = (xr[j] - mean) * inv * w[j];
+            for (int j = 0; j < dim; j++)
+                yr[j] = (xr[j] - mean) * inv * w[j];
     }
 }
 
 static inline void k_softmax_row(float *row, int n) {
     float mx = k_max(row, n);
-    for (int j = 0; j < n; j++) row[j] = k_exp(row[j] - mx);
+    for (int j = 0; j < n; j++)
+        row[j] = k_exp(row[j] - mx);
     float inv = 1.0f / k_sum(row, n);
-    for (int j = 0; j < n; j++) row[j] *= inv;
+    for (int j = 0; j < n; j++)
+        row[j] *= inv;
 }
 
 static void k_softmax_rows(float *x, int rows, int cols, int ld) {
-    for (int r = 0; r < rows; r++) k_softmax_row(x + (size_t)r * ld, cols);
+    for (int r = 0; r < rows; r++)
+        k_softmax_row(x + (size_t)r * ld, cols);
 }
 
 static void k_quick_gelu(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = x[i] / (1.0f + k_exp(-1.702f * x[i]));
+    for (size_t i = 0; i < n; i++)
+        x[i] = x[i] / (1.0f + k_exp(-1.702f * x[i]));
 }
 
 static void k_gelu(float *x, size_t n) {
-    for (size_t i = 0; i < n; i++) x[i] = 0.5f * x[i] * (1.0f + k_erf(x[i] * 0.70710678118654752f));
+    for (size_t i = 0; i < n; i++)
+        x[i] = 0.5f * x[i] * (1.0f + k_erf(x[i] * 0.70710678118654752f));
 }
 
 #define ATT_RB 4  /* query rows per block */
@@ -195,16 +205,19 @@ static inline int att_limit(const struct kern_attn *a, int i) {
 static inline void att_softmax(float *s, int lim, float alibi, int qpos) {
     if (lim <= 0) return;
     if (alibi != 0.0f)
-        for (int j = 0; j < lim; j++) s[j] += alibi * (float)(j - qpos);
+        for (int j = 0; j < lim; j++)
+            s[j] += alibi * (float)(j - qpos);
     k_softmax_row(s, lim);
 }
 
 static inline float att_dot(const float *a, const float *b, int n) {
     v8f acc = {0};
     int i = 0;
-    for (; i + 8 <= n; i += 8) acc += ld8(a + i) * ld8(b + i);
+    for (; i + 8 <= n; i += 8)
+        acc += ld8(a + i) * ld8(b + i);
     float s = hsum8(acc);
-    for (; i < n; i++) s += a[i] * b[i];
+    for (; i < n; i++)
+        s += a[i] * b[i];
     return s;
 }
 
@@ -215,17 +228,20 @@ static void att_rows(const struct kern_attn *a, float *s) {
         const float *q = a->q + (size_t)i * a->ldq;
         float *o = a->out + (size_t)i * a->ld_out;
         const int lim = att_limit(a, i);
-        for (int j = 0; j < lim; j++) s[j] = a->scale * att_dot(q, a->k + (size_t)j * a->ldkv, D);
+        for (int j = 0; j < lim; j++)
+            s[j] = a->scale * att_dot(q, a->k + (size_t)j * a->ldkv, D);
         att_softmax(s, lim, a->alibi, a->q_pos0 + i);
         int d = 0;
         for (; d + 8 <= D; d += 8) {
             v8f acc = {0};
-            for (int j = 0; j < lim; j++) acc += ((v8f){0} + s[j]) * ld8(a->v + (size_t)j * a->ldkv + d);
+            for (int j = 0; j < lim; j++)
+                acc += ((v8f){0} + s[j]) * ld8(a->v + (size_t)j * a->ldkv + d);
             st8(o + d, acc);
         }
         for (; d < D; d++) {
             float acc = 0;
-            for (int j = 0; j < lim; j++) acc += s[j] * a->v[(size_t)j * a->ldkv + d];
+            for (int j = 0; j < lim; j++)
+                acc += s[j] * a->v[(size_t)j * a->ldkv + d];
             o[d] = acc;
         }
     }
@@ -242,33 +258,106 @@ static void k_attention(const struct kern_attn *a, float *scratch) {
     float *s = scratch + (size_t)D * Tp; /* [ATT_RB][Tp] scores of one row block */
     for (int d = 0; d < D; d++) {
         float *row = kt + (size_t)d * Tp;
-        for (int j = 0; j < n_kv; j++) row[j] = a->k[(size_t)j * a->ldkv + d];
-        for (int j = n_kv; j < Tp; j++) row[j] = 0;
+        for (int j = 0; j < n_kv; j++)
+            row[j] = a->k[(size_t)j * a->ldkv + d];
+        for (int j = n_kv; j < Tp; j++)
+            row[j] = 0;
     }
     const int Dv = D & ~(ATT_CB - 1); /* columns done by the 16-wide block */
     for (int i0 = 0; i0 < a->n_q; i0 += ATT_RB) {
         const int R = a->n_q - i0 < ATT_RB ? a->n_q - i0 : ATT_RB;
         const float *qr[ATT_RB];
-        for (int r = 0; r < ATT_RB; r++) qr[r] = a->q + (size_t)(r < R ? i0 + r : i0) * a->ldq; /* pad: repeat */
-        const int top = att_limit(a, i0 + R - 1); /* the block's widest row */
+        for (int r = 0; r < ATT_RB; r++)
+            qr[r] = a->q + (size_t)(r < R ? i0 + r : i0) * a->ldq; /* pad: repeat */
+        const int top = att_limit(a, i0 + R - 1);                  /* the block's widest row */
         att_scores(qr, kt, Tp, pad16(top), D, a->scale, s);
         for (int r = 0; r < R; r++) {
             const int lim = att_limit(a, i0 + r);
             float *row = s + (size_t)r * Tp;
             att_softmax(row, lim, a->alibi, a->q_pos0 + i0 + r);
-            for (int j = lim; j < top; j++) row[j] = 0; /* masked: no weight */
+            for (int j = lim; j < top; j++)
+                row[j] = 0; /* masked: no weight */
         }
         for (int d0 = 0; d0 < Dv; d0 += ATT_CB) {
             float acc[ATT_RB][ATT_CB];
             att_values(s, Tp, top, a->v, a->ldkv, d0, acc);
-            for (int r = 0; r < R; r++) memcpy(a->out + (size_t)(i0 + r) * a->ld_out + d0, acc[r], sizeof acc[r]);
+            for (int r = 0; r < R; r++)
+                memcpy(a->out + (size_t)(i0 + r) * a->ld_out + d0, acc[r], sizeof acc[r]);
         }
         for (int r = 0; r < R; r++) /* head widths that are not a multiple of 16 */
             for (int d = Dv; d < D; d++) {
                 float acc = 0;
-                for (int j = 0; j < top; j++) acc += s[(size_t)r * Tp + j] * a->v[(size_t)j * a->ldkv + d];
+                for (int j = 0; j < top; j++)
+                    acc += s[(size_t)r * Tp + j] * a->v[(size_t)j * a->ldkv + d];
                 a->out[(size_t)(i0 + r) * a->ld_out + d] = acc;
             }
+    }
+}
+
+/* ---- few rows times a weight matrix: y = x W^T (+ y) ---------------------- */
+
+/* Two rows of x against four rows of W: 8 dot products over k, the W rows
+ * read once for both x rows. */
+static inline void nt_tile(const float *x0, const float *x1, const float *const w[4], int k,
+                           float out[2][4]) {
+    v8f a0[4] = {{0}}, a1[4] = {{0}};
+    int i = 0;
+    for (; i + 8 <= k; i += 8) {
+        v8f u = ld8(x0 + i), v = ld8(x1 + i);
+        for (int q = 0; q < 4; q++) {
+            v8f b = ld8(w[q] + i);
+            a0[q] += u * b;
+            a1[q] += v * b;
+        }
+    }
+    for (int q = 0; q < 4; q++) {
+        float s0 = hsum8(a0[q]), s1 = hsum8(a1[q]);
+        for (int t = i; t < k; t++) {
+            s0 += x0[t] * w[q][t];
+            s1 += x1[t] * w[q][t];
+        }
+        out[0][q] = s0;
+        out[1][q] = s1;
+    }
+}
+
+/* y[r][j] (= or +=) sum_t x[r][t] w[j][t] for r < m (<= NT_MAX_ROWS), j < n.
+ * For a few rows (a batch of decoding sequences): each W row comes from
+ * memory once and serves all m rows from the cache, where sgemm would pack W
+ * first and a GEMV per row would read W m times.  Blocks of NT_JB W rows x
+ * NT_KC columns (and the same columns of x) stay in L1 while every row pair
+ * passes over them. */
+#define NT_MAX_ROWS 16
+#define NT_JB       16
+#define NT_KC       256
+static void k_gemm_nt_rows(const float *x, int ldx, int m, const float *w, int ldw, int n, int k, float *y,
+                           int ldy, int accumulate) {
+    for (int j0 = 0; j0 < n; j0 += NT_JB) {
+        const int nj = n - j0 < NT_JB ? n - j0 : NT_JB;
+        float acc[NT_MAX_ROWS][NT_JB];
+        memset(acc, 0, sizeof acc);
+        for (int t0 = 0; t0 < k; t0 += NT_KC) {
+            const int kl = k - t0 < NT_KC ? k - t0 : NT_KC;
+            for (int q0 = 0; q0 < nj; q0 += 4) {
+                const float *wr[4];
+                for (int q = 0; q < 4; q++) /* past the last row: repeat a real one, results dropped */
+                    wr[q] = w + (size_t)(j0 + (q0 + q < nj ? q0 + q : q0)) * ldw + t0;
+                for (int r = 0; r < m; r += 2) {
+                    const float *x0 = x + (size_t)r * ldx + t0, *x1 = r + 1 < m ? x0 + ldx : x0;
+                    float out[2][4];
+                    nt_tile(x0, x1, wr, kl, out);
+                    for (int q = 0; q < 4; q++) {
+                        acc[r][q0 + q] += out[0][q];
+                        if (r + 1 < m) acc[r + 1][q0 + q] += out[1][q];
+                    }
+                }
+            }
+        }
+        for (int r = 0; r < m; r++) {
+            float *yr = y + (size_t)r * ldy + j0;
+            for (int q = 0; q < nj; q++)
+                yr[q] = accumulate ? yr[q] + acc[r][q] : acc[r][q];
+        }
     }
 }
 
@@ -279,4 +368,5 @@ const struct kern KERN_TABLE = {
     .quick_gelu = k_quick_gelu,
     .gelu = k_gelu,
     .attention = k_attention,
+    .gemm_nt_rows = k_gemm_nt_rows,
 };

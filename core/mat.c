@@ -71,10 +71,11 @@ static void gemm_task(void *ctx, int task, int thread) {
     if (m == 1 && !j->trans_a) { /* a row vector times B: a GEMV over columns lo..hi */
         hi = hi > n ? n : hi;
         if (j->trans_b) /* c[lo..hi) = B[lo..hi, :] a */
-            cblas_sgemv(CblasRowMajor, CblasNoTrans, hi - lo, j->k, j->alpha, b + (size_t)lo * j->ldb, j->ldb, a, 1,
-                        j->beta, c + lo, 1);
+            cblas_sgemv(CblasRowMajor, CblasNoTrans, hi - lo, j->k, j->alpha, b + (size_t)lo * j->ldb, j->ldb,
+                        a, 1, j->beta, c + lo, 1);
         else /* c[lo..hi) = B[:, lo..hi]^T a */
-            cblas_sgemv(CblasRowMajor, CblasTrans, j->k, hi - lo, j->alpha, b + lo, j->ldb, a, 1, j->beta, c + lo, 1);
+            cblas_sgemv(CblasRowMajor, CblasTrans, j->k, hi - lo, j->alpha, b + lo, j->ldb, a, 1, j->beta,
+                        c + lo, 1);
         return;
     }
     if (j->by_rows) { /* rows lo..hi of op(A) and C */
@@ -88,24 +89,43 @@ static void gemm_task(void *ctx, int task, int thread) {
         b += j->trans_b ? (size_t)lo * j->ldb : (size_t)lo;
         c += lo;
     }
-    cblas_sgemm(CblasRowMajor, j->trans_a ? CblasTrans : CblasNoTrans,
-                j->trans_b ? CblasTrans : CblasNoTrans, m, n, j->k, j->alpha, a, j->lda, b, j->ldb,
-                j->beta, c, j->ldc);
+    cblas_sgemm(CblasRowMajor, j->trans_a ? CblasTrans : CblasNoTrans, j->trans_b ? CblasTrans : CblasNoTrans,
+                m, n, j->k, j->alpha, a, j->lda, b, j->ldb, j->beta, c, j->ldc);
 }
 
-void mat_gemm_blas(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a,
-                   int lda, const float *b, int ldb, float beta, float *c, int ldc) {
-    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans,
-                trans_b ? CblasTrans : CblasNoTrans, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
+void mat_gemm_blas(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
+                   const float *b, int ldb, float beta, float *c, int ldc) {
+    cblas_sgemm(CblasRowMajor, trans_a ? CblasTrans : CblasNoTrans, trans_b ? CblasTrans : CblasNoTrans, m, n,
+                k, alpha, a, lda, b, ldb, beta, c, ldc);
 }
 
 void mat_blas_threads(int n) { openblas_set_num_threads(n); }
+
+/* Few rows times a transposed matrix, in column slices (kern gemm_nt_rows). */
+static void rows_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct gemm_job *j = ctx;
+    int lo = task * j->step, hi = lo + j->step > j->n ? j->n : lo + j->step;
+    g_kern->gemm_nt_rows(j->a, j->lda, j->m, j->b + (size_t)lo * j->ldb, j->ldb, hi - lo, j->k, j->c + lo,
+                         j->ldc, j->beta != 0);
+}
+
+/* Up to this many rows, y = x W^T runs on gemm_nt_rows (measured on the
+ * 2-core AVX2 machine at 8192 x 2048: OpenBLAS sgemm reads W at 5-6 GB/s
+ * for 2 to 16 rows, because it packs W first; see docs/ARCHITECTURE.md). */
+#define MAT_FEW_ROWS 16
 
 void mat_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const float *a, int lda,
               const float *b, int ldb, float beta, float *c, int ldc) {
     struct gemm_job j = {trans_a, trans_b, m, n, k, lda, ldb, ldc, 0, 0, alpha, beta, a, b, c};
     const int T = g_threads;
     int tasks = 1;
+    if (m > 1 && m <= MAT_FEW_ROWS && !trans_a && trans_b && alpha == 1.0f &&
+        (beta == 0.0f || beta == 1.0f) && (double)n * k >= 1e5) {
+        j.step = T > 1 ? ((n + T - 1) / T + 15) / 16 * 16 : n;
+        pool_for(g_pool, (n + j.step - 1) / j.step, rows_task, &j);
+        return;
+    }
     if (m == 1 && !trans_a) {
         /* decode: a matrix-vector product (sgemm would pack the whole
          * matrix first), in column slices over the pool */
@@ -138,7 +158,8 @@ void mat_linear(float *y, const float *x, const float *w, const float *b, int m,
         for (int r = 0; r < m; r++) {
             float *row = y + (size_t)r * n;
             if (accumulate)
-                for (int j = 0; j < n; j++) row[j] += b[j];
+                for (int j = 0; j < n; j++)
+                    row[j] += b[j];
             else
                 memcpy(row, b, (size_t)n * sizeof *row);
         }
@@ -174,8 +195,7 @@ static void layernorm_task(void *ctx, int task, int thread) {
     g_kern->layernorm(j->y + off, j->x + off, j->w, j->b, r1 - r0, j->dim, j->eps);
 }
 
-void mat_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int dim,
-                   float eps) {
+void mat_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int dim, float eps) {
     struct rows_job j = {.y = y, .x = x, .w = w, .b = b, .rows = rows, .dim = dim, .eps = eps};
     pool_for(g_pool, n_chunks((size_t)rows, 1, &j.chunk), layernorm_task, &j);
 }
@@ -239,10 +259,17 @@ static void self_attn_fill(void *ctx, int task, struct kern_attn *a) {
     const int seq = task / j->heads, h = task % j->heads, D = j->W / j->heads;
     const float *base = j->qkv + (size_t)seq * j->T * 3 * j->W;
     *a = (struct kern_attn){
-        .q = base + (size_t)h * D, .ldq = 3 * j->W, .n_q = j->T,
-        .k = base + j->W + (size_t)h * D, .v = base + 2 * j->W + (size_t)h * D, .ldkv = 3 * j->W, .n_kv = j->T,
-        .dim = D, .scale = 1.0f / sqrtf((float)D),
-        .out = j->out + (size_t)seq * j->T * j->W + (size_t)h * D, .ld_out = j->W,
+        .q = base + (size_t)h * D,
+        .ldq = 3 * j->W,
+        .n_q = j->T,
+        .k = base + j->W + (size_t)h * D,
+        .v = base + 2 * j->W + (size_t)h * D,
+        .ldkv = 3 * j->W,
+        .n_kv = j->T,
+        .dim = D,
+        .scale = 1.0f / sqrtf((float)D),
+        .out = j->out + (size_t)seq * j->T * j->W + (size_t)h * D,
+        .ld_out = j->W,
     };
 }
 

@@ -3,6 +3,10 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "../model/generate.h"
 
 #include "../core/args.h"
 #include "../core/file.h"
@@ -25,7 +29,8 @@ int cli_usage(const char *fmt, const char *arg) {
 
 int cli_threads(const char *arg) {
     long n;
-    if (args_int(arg, 1, 1024, &n) < 0) return cli_usage("--threads must be an integer in [1, 1024], not '%s'", arg);
+    if (args_int(arg, 1, 1024, &n) < 0)
+        return cli_usage("--threads must be an integer in [1, 1024], not '%s'", arg);
     if (mat_init((int)n) < 0) return cli_fail("cannot start worker threads");
     return 0;
 }
@@ -44,8 +49,8 @@ int cli_float(const char *name, const char *arg, double lo, double hi, float *ou
         *out = (float)v;
         return 0;
     }
-    fprintf(stderr, "flamingo: %s: %s must be a number in [%g, %g], not '%s' (see flamingo %s --help)\n", cli_cmd,
-            name, lo, hi, arg ? arg : "", cli_cmd);
+    fprintf(stderr, "flamingo: %s: %s must be a number in [%g, %g], not '%s' (see flamingo %s --help)\n",
+            cli_cmd, name, lo, hi, arg ? arg : "", cli_cmd);
     return 2;
 }
 
@@ -92,4 +97,71 @@ int cli_load_pixels(const char *const *paths, int n, const struct cfg_preprocess
         }
     }
     return 0;
+}
+
+/* ---- generation flags --------------------------------------------------- */
+
+const char cli_gen_help[] =
+    "  -n, --max-tokens N        new tokens at most (32)\n"
+    "  --temperature T           0 = greedy (default); > 0 samples\n"
+    "  --top-k K, --top-p P, --min-p P\n"
+    "  --repetition-penalty R    HF's, over prompt and output (1 = off)\n"
+    "  --presence-penalty X, --frequency-penalty X   OpenAI's, over the output\n"
+    "  --seed S                  sampling seed (default: the time)\n"
+    "  --beams B                 beam search as HF generate (OpenFlamingo's eval: 3)\n"
+    "  --length-penalty L        beam score / length^L (1)\n"
+    "  --stop STR                end at this text (up to 8)\n";
+
+int cli_gen_option(int c, const char *arg, struct gen_params *gp) {
+    long v;
+    int st = 0;
+    switch (c) {
+    case 'n':
+        if ((st = cli_long("--max-tokens", arg, 1, 65536, &v)) == 0) gp->max_new_tokens = (int)v;
+        return st;
+    case 0x100: return cli_float("--temperature", arg, 0, 100, &gp->smp.temperature);
+    case 0x101:
+        if ((st = cli_long("--top-k", arg, 0, 1 << 20, &v)) == 0) gp->smp.top_k = (int)v;
+        return st;
+    case 0x102: return cli_float("--top-p", arg, 1e-6, 1, &gp->smp.top_p);
+    case 0x103: return cli_float("--min-p", arg, 0, 1, &gp->smp.min_p);
+    case 0x104: return cli_float("--repetition-penalty", arg, 1e-3, 100, &gp->smp.repetition_penalty);
+    case 0x105: return cli_float("--presence-penalty", arg, -2, 2, &gp->smp.presence_penalty);
+    case 0x106: return cli_float("--frequency-penalty", arg, -2, 2, &gp->smp.frequency_penalty);
+    case 0x107:
+        if ((st = cli_long("--seed", arg, 0, 0x7fffffffffffffffL, &v)) == 0) gp->smp.seed = (uint64_t)v;
+        return st;
+    case 0x108:
+        if ((st = cli_long("--beams", arg, 1, 16, &v)) == 0) gp->num_beams = (int)v;
+        return st;
+    case 0x109: return cli_float("--length-penalty", arg, -10, 10, &gp->length_penalty);
+    case 0x10a:
+        if (gp->n_stop == GEN_MAX_STOP) return cli_usage("at most %s --stop strings", "8");
+        gp->stop[gp->n_stop++] = arg;
+        return 0;
+    default: return -1;
+    }
+}
+
+/* ---- the default model ------------------------------------------------------ */
+
+const char *cli_default_model(struct fl_err *err) {
+    static char path[4096];
+    const char *env = getenv("FLAMINGO_MODEL");
+    if (env && *env) return env;
+    char exe[4000];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (n > 0) {
+        exe[n] = 0;
+        for (int up = 0; up < 2; up++) {
+            char *slash = strrchr(exe, '/');
+            if (!slash) break;
+            *slash = 0;
+            snprintf(path, sizeof path, "%s/weights/flamingo-tiny.safetensors", exe);
+            if (access(path, R_OK) == 0) return path;
+        }
+    }
+    fl_err_set(err, FL_EINVAL,
+               "no model: give -m MODEL (the bundled weights/flamingo-tiny.safetensors is not there)");
+    return NULL;
 }

@@ -26,6 +26,29 @@ int cli_threads(const char *arg);
 int cli_long(const char *name, const char *arg, long lo, long hi, long *out);
 int cli_float(const char *name, const char *arg, double lo, double hi, float *out);
 
+/* The generation flags `run`, `caption` and `eval` share: their getopt
+ * entries (CLI_GEN_OPTIONS, values 'n' and 0x100 and up) and their parser:
+ * 0 when taken, an exit status on a bad value, -1 when c is not one of them. */
+struct gen_params;
+#define CLI_GEN_OPTIONS                                                                                      \
+    {"max-tokens", required_argument, 0, 'n'}, {"temperature", required_argument, 0, 0x100},                 \
+        {"top-k", required_argument, 0, 0x101}, {"top-p", required_argument, 0, 0x102},                      \
+        {"min-p", required_argument, 0, 0x103}, {"repetition-penalty", required_argument, 0, 0x104},         \
+        {"presence-penalty", required_argument, 0, 0x105},                                                   \
+        {"frequency-penalty", required_argument, 0, 0x106}, {"seed", required_argument, 0, 0x107},           \
+        {"beams", required_argument, 0, 0x108}, {"length-penalty", required_argument, 0, 0x109}, {           \
+        "stop", required_argument, 0, 0x10a                                                                  \
+    }
+int cli_gen_option(int c, const char *arg, struct gen_params *gp);
+/* Their help lines. */
+extern const char cli_gen_help[];
+
+/* The model when -m is not given: $FLAMINGO_MODEL, else the bundled
+ * weights/flamingo-tiny.safetensors beside the binary (its folder or the
+ * folder above: ./flamingo and build-asan/flamingo both find it).  NULL
+ * with a message in err when neither exists. */
+const char *cli_default_model(struct fl_err *err);
+
 /* Opens a model file and parses its config (errors name the file). */
 int cli_open_model(const char *path, struct st_file **f, struct fl_config *cfg, struct fl_err *err);
 /* Reads and decodes an image file (errors name the file). */
@@ -42,5 +65,6 @@ int cmd_tokenize(int argc, char **argv);
 int cmd_logits(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
+int cmd_caption(int argc, char **argv);
 
 #endif

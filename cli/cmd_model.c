@@ -35,28 +35,30 @@ static void prepared_free(struct prepared *p) {
     free(p->ids);
 }
 
-static int prepare(const char *model, const char *const *images, int n_images, const char *prompt, int extra_tokens,
-                   struct prepared *p, struct fl_err *err) {
+static int prepare(const char *model, const char *const *images, int n_images, const char *prompt,
+                   int extra_tokens, struct prepared *p, struct fl_err *err) {
     memset(p, 0, sizeof *p);
     int rc = fm_open(model, &p->m, err);
     if (rc < 0) return rc;
     if (!p->m->tok) return fl_err_set(err, FL_EFORMAT, "%s: the model file has no tokenizer", model);
     size_t len = strlen(prompt);
-    if (len > CLI_MAX_PROMPT_BYTES) return fl_err_set(err, FL_ELIMIT, "the prompt is over %d bytes", CLI_MAX_PROMPT_BYTES);
+    if (len > CLI_MAX_PROMPT_BYTES)
+        return fl_err_set(err, FL_ELIMIT, "the prompt is over %d bytes", CLI_MAX_PROMPT_BYTES);
     int cap = (int)len + 8;
     p->ids = malloc((size_t)cap * sizeof *p->ids);
     if (!p->ids) return fl_err_set(err, FL_ENOMEM, "out of memory");
     if ((rc = tok_encode(p->m->tok, prompt, len, p->ids, cap, &p->n_ids, err)) < 0) return rc;
     if (p->n_ids == 0) return fl_err_set(err, FL_EINVAL, "the prompt is empty");
     int markers = 0;
-    for (int i = 0; i < p->n_ids; i++) markers += p->ids[i] == p->m->cfg.tokens.media;
+    for (int i = 0; i < p->n_ids; i++)
+        markers += p->ids[i] == p->m->cfg.tokens.media;
     if (markers != n_images)
-        return fl_err_set(err, FL_EINVAL, "the prompt has %d <image> markers but %d images were given (-i)", markers,
-                          n_images);
+        return fl_err_set(err, FL_EINVAL, "the prompt has %d <image> markers but %d images were given (-i)",
+                          markers, n_images);
     const int ctx_len = p->m->cfg.lm.max_seq_len;
     if ((long)p->n_ids + extra_tokens > ctx_len)
-        return fl_err_set(err, FL_ELIMIT, "the prompt's %d tokens%s exceed the model's context of %d tokens", p->n_ids,
-                          extra_tokens ? " and -n" : "", ctx_len);
+        return fl_err_set(err, FL_ELIMIT, "the prompt's %d tokens%s exceed the model's context of %d tokens",
+                          p->n_ids, extra_tokens ? " and -n" : "", ctx_len);
     if ((rc = fm_ctx_init(p->m, n_images, 64, ctx_len, &p->ctx, err)) < 0) return rc;
     float *pixels = NULL;
     rc = cli_load_pixels(images, n_images, &p->m->cfg.preprocess, &pixels, err);
@@ -78,25 +80,20 @@ static int print_step(void *ctx, const struct gen_step *step) {
 
 int cmd_run(int argc, char **argv) {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},       {"image", required_argument, 0, 'i'},
-        {"prompt", required_argument, 0, 'p'},      {"max-tokens", required_argument, 0, 'n'},
-        {"temperature", required_argument, 0, 'T'}, {"top-k", required_argument, 0, 'k'},
-        {"top-p", required_argument, 0, 'P'},       {"min-p", required_argument, 0, 'M'},
-        {"repetition-penalty", required_argument, 0, 'R'},
-        {"presence-penalty", required_argument, 0, 'E'},
-        {"frequency-penalty", required_argument, 0, 'F'},
-        {"seed", required_argument, 0, 's'},        {"beams", required_argument, 0, 'b'},
-        {"length-penalty", required_argument, 0, 'L'},
-        {"stop", required_argument, 0, 'S'},        {"threads", required_argument, 0, 't'},
-        {"help", no_argument, 0, 'h'},              {0, 0, 0, 0},
+        {"model", required_argument, 0, 'm'},
+        {"image", required_argument, 0, 'i'},
+        {"prompt", required_argument, 0, 'p'},
+        {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
+        CLI_GEN_OPTIONS,
+        {0, 0, 0, 0},
     };
     const char *model = NULL, *prompt = NULL, *images[CLI_MAX_IMAGES];
     int n_images = 0, c, st;
-    long v;
     struct gen_params gp;
     gen_defaults(&gp);
     gp.smp.seed = (uint64_t)time(NULL);
-    while ((c = getopt_long(argc, argv, "m:i:p:n:s:t:h", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "m:i:p:n:t:h", opts, NULL)) != -1) {
         switch (c) {
         case 'm': model = optarg; break;
         case 'i':
@@ -104,73 +101,31 @@ int cmd_run(int argc, char **argv) {
             images[n_images++] = optarg;
             break;
         case 'p': prompt = optarg; break;
-        case 'n':
-            if ((st = cli_long("--max-tokens", optarg, 1, 65536, &v))) return st;
-            gp.max_new_tokens = (int)v;
-            break;
-        case 'T':
-            if ((st = cli_float("--temperature", optarg, 0, 100, &gp.smp.temperature))) return st;
-            break;
-        case 'k':
-            if ((st = cli_long("--top-k", optarg, 0, 1 << 20, &v))) return st;
-            gp.smp.top_k = (int)v;
-            break;
-        case 'P':
-            if ((st = cli_float("--top-p", optarg, 1e-6, 1, &gp.smp.top_p))) return st;
-            break;
-        case 'M':
-            if ((st = cli_float("--min-p", optarg, 0, 1, &gp.smp.min_p))) return st;
-            break;
-        case 'R':
-            if ((st = cli_float("--repetition-penalty", optarg, 1e-3, 100, &gp.smp.repetition_penalty))) return st;
-            break;
-        case 'E':
-            if ((st = cli_float("--presence-penalty", optarg, -2, 2, &gp.smp.presence_penalty))) return st;
-            break;
-        case 'F':
-            if ((st = cli_float("--frequency-penalty", optarg, -2, 2, &gp.smp.frequency_penalty))) return st;
-            break;
-        case 's':
-            if ((st = cli_long("--seed", optarg, 0, 0x7fffffffffffffffL, &v))) return st;
-            gp.smp.seed = (uint64_t)v;
-            break;
-        case 'b':
-            if ((st = cli_long("--beams", optarg, 1, 16, &v))) return st;
-            gp.num_beams = (int)v;
-            break;
-        case 'L':
-            if ((st = cli_float("--length-penalty", optarg, -10, 10, &gp.length_penalty))) return st;
-            break;
-        case 'S':
-            if (gp.n_stop == GEN_MAX_STOP) return cli_usage("at most %s --stop strings", "8");
-            gp.stop[gp.n_stop++] = optarg;
-            break;
         case 't':
             if ((st = cli_threads(optarg))) return st;
             break;
         case 'h':
-            printf("usage: flamingo run -m MODEL [-i IMG ...] -p PROMPT [options]\n"
+            printf("usage: flamingo run [-m MODEL] [-i IMG ...] -p PROMPT [options]\n"
                    "Generates the answer and streams it to stdout.  The prompt is OpenFlamingo's\n"
                    "interleaved format: one <image> marker per -i image, in order, e.g.\n"
                    "  -i cat.jpg -p '<image>Question:What animal is this? Short answer:'\n"
-                   "  -n, --max-tokens N        new tokens at most (32)\n"
-                   "  --temperature T           0 = greedy (default); > 0 samples\n"
-                   "  --top-k K, --top-p P, --min-p P\n"
-                   "  --repetition-penalty R    HF's, over prompt and output (1 = off)\n"
-                   "  --presence-penalty X, --frequency-penalty X   OpenAI's, over the output\n"
-                   "  --seed S                  sampling seed (default: the time)\n"
-                   "  --beams B                 beam search as HF generate (OpenFlamingo's eval: 3)\n"
-                   "  --length-penalty L        beam score / length^L (1)\n"
-                   "  --stop STR                end at this text (up to 8)\n"
+                   "%s"
                    "  -t, --threads N\n"
-                   "Generation ends at <|endofchunk|>, the end-of-text token, a stop string or -n.\n");
+                   "Generation ends at <|endofchunk|>, the end-of-text token, a stop string or -n.\n",
+                   cli_gen_help);
             return 0;
-        default: return 2;
+        default:
+            if ((st = cli_gen_option(c, optarg, &gp)) >= 0) {
+                if (st) return st;
+                break;
+            }
+            return 2;
         }
     }
     if (optind < argc) return cli_usage("unexpected argument '%s'", argv[optind]);
-    if (!model || !prompt) return cli_usage("%s", "-m MODEL and -p PROMPT are required");
+    if (!prompt) return cli_usage("%s", "-p PROMPT is required");
     struct fl_err err = {0};
+    if (!model && !(model = cli_default_model(&err))) return cli_fail(err.msg);
     struct prepared p;
     int rc = prepare(model, images, n_images, prompt, gp.max_new_tokens, &p, &err);
     struct gen_result res;
@@ -187,9 +142,12 @@ int cmd_run(int argc, char **argv) {
 
 int cmd_logits(int argc, char **argv) {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"image", required_argument, 0, 'i'},
-        {"prompt", required_argument, 0, 'p'}, {"output", required_argument, 0, 'o'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {"model", required_argument, 0, 'm'},
+        {"image", required_argument, 0, 'i'},
+        {"prompt", required_argument, 0, 'p'},
+        {"output", required_argument, 0, 'o'},
+        {"threads", required_argument, 0, 't'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *prompt = NULL, *out = NULL, *images[CLI_MAX_IMAGES];
@@ -224,8 +182,10 @@ int cmd_logits(int argc, char **argv) {
     if (rc == 0) {
         size_t V = (size_t)p.m->cfg.lm.vocab_size;
         logits = malloc((size_t)p.n_ids * V * sizeof *logits);
-        rc = logits ? lm_seq_init(p.m->lm, p.n_ids, &seq, &err) : fl_err_set(&err, FL_ENOMEM, "out of memory");
-        if (rc == 0) rc = lm_forward(p.m->lm, seq, p.ctx->media, p.ctx->scratch, p.ids, p.n_ids, logits, 1, &err);
+        rc =
+            logits ? lm_seq_init(p.m->lm, p.n_ids, &seq, &err) : fl_err_set(&err, FL_ENOMEM, "out of memory");
+        if (rc == 0)
+            rc = lm_forward(p.m->lm, seq, p.ctx->media, p.ctx->scratch, p.ids, p.n_ids, logits, 1, &err);
         if (rc == 0) rc = fl_write_file(out, logits, (size_t)p.n_ids * V * sizeof *logits, &err);
     }
     lm_seq_free(seq);
@@ -266,7 +226,8 @@ static int tokenize_one(const struct tok *t, const char *text, size_t len, int d
         int rc = tok_encode(t, text, len, ids, cap, &n, err);
         if (rc == 0) {
             putchar('[');
-            for (int i = 0; i < n; i++) printf(i ? ",%d" : "%d", ids[i]);
+            for (int i = 0; i < n; i++)
+                printf(i ? ",%d" : "%d", ids[i]);
             printf("]\n");
         }
         free(ids);
@@ -296,9 +257,12 @@ static int tokenize_one(const struct tok *t, const char *text, size_t len, int d
     putchar('"');
     for (size_t i = 0; i < w; i++) {
         unsigned char ch = (unsigned char)buf[i];
-        if (ch == '"' || ch == '\\') printf("\\%c", ch);
-        else if (ch < 0x20) printf("\\u%04x", ch);
-        else putchar(ch);
+        if (ch == '"' || ch == '\\')
+            printf("\\%c", ch);
+        else if (ch < 0x20)
+            printf("\\u%04x", ch);
+        else
+            putchar(ch);
     }
     printf("\"\n");
     free(buf);
@@ -307,7 +271,7 @@ static int tokenize_one(const struct tok *t, const char *text, size_t len, int d
 
 int cmd_tokenize(int argc, char **argv) {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'}, {"tokenizer", required_argument, 0, 'k'},
+        {"model", required_argument, 0, 'm'},  {"tokenizer", required_argument, 0, 'k'},
         {"prompt", required_argument, 0, 'p'}, {"decode", no_argument, 0, 'd'},
         {"help", no_argument, 0, 'h'},         {0, 0, 0, 0},
     };
@@ -344,15 +308,18 @@ int cmd_tokenize(int argc, char **argv) {
         while (rc == 0 && (n = getline(&line, &cap, stdin)) > 0) {
             line_no++;
             if (n > CLI_MAX_PROMPT_BYTES) {
-                rc = fl_err_set(&err, FL_ELIMIT, "stdin line %ld is over %d bytes", line_no, CLI_MAX_PROMPT_BYTES);
+                rc = fl_err_set(&err, FL_ELIMIT, "stdin line %ld is over %d bytes", line_no,
+                                CLI_MAX_PROMPT_BYTES);
                 break;
             }
             if (decode) {
                 rc = tokenize_one(t, line, (size_t)n, 1, &err);
             } else {
                 cJSON *s = cJSON_ParseWithLength(line, (size_t)n);
-                if (!cJSON_IsString(s)) rc = fl_err_set(&err, FL_EINVAL, "stdin line %ld is not a JSON string", line_no);
-                else rc = tokenize_one(t, s->valuestring, strlen(s->valuestring), 0, &err);
+                if (!cJSON_IsString(s))
+                    rc = fl_err_set(&err, FL_EINVAL, "stdin line %ld is not a JSON string", line_no);
+                else
+                    rc = tokenize_one(t, s->valuestring, strlen(s->valuestring), 0, &err);
                 cJSON_Delete(s);
             }
             if (rc < 0) fl_err_prefix(&err, "stdin line %ld", line_no);

@@ -69,7 +69,7 @@ def main():
             (["run", "-m", os.path.join(FIX, "clip_gelu.safetensors"), "-p", "hi"], 1, "not a Flamingo model"),
             (["run", "-m", model, "-p", "a", "--temperature", "-1"], 2, "--temperature must be a number"),
             (["run", "-m", model, "-p", "a", "--beams", "99"], 2, "--beams must be an integer in [1, 16]"),
-            (["run", "-m", model], 2, "-m MODEL and -p PROMPT are required"),
+            (["run", "-m", model], 2, "-p PROMPT is required"),
             (["logits", "-m", model, "-p", "<image>", "-o", out], 1, "1 <image> markers but 0 images"),
             (["tokenize", "-p", "x"], 2, "exactly one of -m MODEL and --tokenizer"),
             (["tokenize", "-m", model, "--decode", "-p", "[1, 99999]"], 1, "token ids must be integers in [0, 360)"),

@@ -41,7 +41,8 @@ int cmd_preprocess(int argc, char **argv) {
             break;
         case 'u': u8 = 1; break;
         case 'h':
-            printf("usage: flamingo preprocess -i IMG -o OUT [-m MODEL] [--kind open_clip|idefics] [--size N] [--u8]\n"
+            printf("usage: flamingo preprocess -i IMG -o OUT [-m MODEL] [--kind open_clip|idefics] [--size "
+                   "N] [--u8]\n"
                    "Writes the model's input pixels: float32 [3][S][S] little-endian (CHW), or with\n"
                    "--u8 the RGB bytes [S][S][3] after resize and crop.  The preprocessing comes from\n"
                    "MODEL's config, else --kind (default open_clip) and --size (default 224).\n");
@@ -61,9 +62,12 @@ int cmd_preprocess(int argc, char **argv) {
         st_close(f);
     }
     if (kind) {
-        if (strcmp(kind, "open_clip") == 0) cfg.preprocess.kind = CFG_PRE_OPEN_CLIP;
-        else if (strcmp(kind, "idefics") == 0) cfg.preprocess.kind = CFG_PRE_IDEFICS;
-        else return cli_usage("--kind must be open_clip or idefics, not '%s'", kind);
+        if (strcmp(kind, "open_clip") == 0)
+            cfg.preprocess.kind = CFG_PRE_OPEN_CLIP;
+        else if (strcmp(kind, "idefics") == 0)
+            cfg.preprocess.kind = CFG_PRE_IDEFICS;
+        else
+            return cli_usage("--kind must be open_clip or idefics, not '%s'", kind);
     }
     if (size) cfg.preprocess.image_size = (int)size;
 
@@ -90,9 +94,12 @@ int cmd_preprocess(int argc, char **argv) {
 
 int cmd_encode(int argc, char **argv) {
     static const struct option opts[] = {
-        {"model", required_argument, 0, 'm'},   {"input", required_argument, 0, 'i'},
-        {"output", required_argument, 0, 'o'},  {"threads", required_argument, 0, 't'},
-        {"batch", required_argument, 0, 'b'},   {"help", no_argument, 0, 'h'},
+        {"model", required_argument, 0, 'm'},
+        {"input", required_argument, 0, 'i'},
+        {"output", required_argument, 0, 'o'},
+        {"threads", required_argument, 0, 't'},
+        {"batch", required_argument, 0, 'b'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     const char *model = NULL, *out = NULL, *inputs[CLI_MAX_IMAGES];
@@ -168,7 +175,8 @@ int cmd_encode(int argc, char **argv) {
 
 int cmd_info(int argc, char **argv) {
     if (argc == 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
-        printf("usage: flamingo info MODEL\nPrints the model file's config, metadata, tensor count, dtypes and parameters.\n");
+        printf("usage: flamingo info MODEL\nPrints the model file's config, metadata, tensor count, dtypes "
+               "and parameters.\n");
         return 0;
     }
     if (argc != 2) return cli_usage("%s", "expects exactly one model file");
@@ -191,7 +199,11 @@ int cmd_info(int argc, char **argv) {
 
     int64_t by_dtype[ST_I32 + 1] = {0}, params = 0;
     int count_dtype[ST_I32 + 1] = {0};
-    struct { char prefix[64]; int64_t params; int tensors; } groups[32];
+    struct {
+        char prefix[64];
+        int64_t params;
+        int tensors;
+    } groups[32];
     int n_groups = 0;
     for (int i = 0; i < st_n_tensors(f); i++) {
         const struct st_tensor *t = st_tensor_at(f, i);
@@ -202,7 +214,8 @@ int cmd_info(int argc, char **argv) {
         size_t plen = strcspn(t->name, ".");
         snprintf(prefix, sizeof prefix, "%.*s", (int)(plen < 63 ? plen : 63), t->name);
         int g = 0;
-        while (g < n_groups && strcmp(groups[g].prefix, prefix)) g++;
+        while (g < n_groups && strcmp(groups[g].prefix, prefix))
+            g++;
         if (g == n_groups && n_groups < 32) {
             memset(&groups[g], 0, sizeof groups[g]);
             memcpy(groups[g].prefix, prefix, sizeof prefix);
@@ -220,19 +233,23 @@ int cmd_info(int argc, char **argv) {
                (long long)groups[g].params);
     printf("dtypes     ");
     for (int d = 0; d <= ST_I32; d++)
-        if (count_dtype[d]) printf(" %s: %d tensors, %lld values;", st_dtype_name((enum st_dtype)d), count_dtype[d], (long long)by_dtype[d]);
+        if (count_dtype[d])
+            printf(" %s: %d tensors, %lld values;", st_dtype_name((enum st_dtype)d), count_dtype[d],
+                   (long long)by_dtype[d]);
     printf("\n");
     if (config) {
         printf("config      %s\n", cfg_rc < 0 ? err.msg : "ok");
         if (cfg_rc == 0 && cfg.has_vision) {
             const struct cfg_vision *v = &cfg.vision;
-            printf("vision      ViT %dx%d patch %d, width %d, %d layers, %d heads, mlp %d, %s, %d output tokens%s\n",
+            printf("vision      ViT %dx%d patch %d, width %d, %d layers, %d heads, mlp %d, %s, %d output "
+                   "tokens%s\n",
                    v->image_size, v->image_size, v->patch_size, v->width, v->layers, v->heads, v->mlp_dim,
                    v->act == CFG_ACT_GELU ? "GELU" : "QuickGELU",
                    cfg_vision_tokens(v) - (v->keep_cls ? 0 : 1), v->ln_post ? " (ln_post)" : "");
         }
         if (cfg_rc == 0)
-            printf("preprocess  %s, %d px\n", cfg.preprocess.kind == CFG_PRE_IDEFICS ? "idefics" : "open_clip",
+            printf("preprocess  %s, %d px\n",
+                   cfg.preprocess.kind == CFG_PRE_IDEFICS ? "idefics" : "open_clip",
                    cfg.preprocess.image_size);
         printf("%s\n", config);
     } else {
@@ -241,4 +258,3 @@ int cmd_info(int argc, char **argv) {
     st_close(f);
     return 0;
 }
-

@@ -61,7 +61,7 @@ int main(int argc, char **argv) {
     } cmds[] = {
         {"preprocess", cmd_preprocess}, {"encode", cmd_encode}, {"info", cmd_info},
         {"bench", bench_main},          {"run", cmd_run},       {"tokenize", cmd_tokenize},
-        {"logits", cmd_logits},         {"models", cmd_models},     {"serve", cmd_serve},
+        {"logits", cmd_logits},         {"models", cmd_models}, {"serve", cmd_serve},
         {"caption", cmd_caption},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)

@@ -290,6 +290,43 @@ static int get_bool(const cJSON *obj, const char *key, int *out, struct api_erro
 
 static uint64_t g_seed_counter;
 
+/* Values in a JSON text, counted without parsing (commas and openings
+ * outside strings): cJSON spends ~100 bytes per value, so a 60 MB array of
+ * zeros would take gigabytes; requests have a few hundred values. */
+#define API_MAX_JSON_VALUES 100000
+static long json_values(const char *s, size_t n) {
+    long count = 1;
+    int in_str = 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (in_str) {
+            if (ch == '\\')
+                i++;
+            else if (ch == '"')
+                in_str = 0;
+        } else if (ch == '"') {
+            in_str = 1;
+        } else if (ch == ',' || ch == '[' || ch == '{' || ch == ':') {
+            count++;
+        }
+    }
+    return count;
+}
+
+/* A raw NUL byte, or the escape \u0000 (not an escaped backslash followed by
+ * "u0000"). */
+static int has_nul(const char *s, size_t n) {
+    if (memchr(s, 0, n)) return 1;
+    for (size_t i = 0; i + 6 <= n; i++) {
+        if (s[i] != '\\' || s[i + 1] != 'u' || memcmp(s + i + 2, "0000", 4)) continue;
+        size_t k = 0; /* backslashes just before: an odd count makes this one an escape */
+        while (k < i && s[i - 1 - k] == '\\')
+            k++;
+        if (k % 2 == 0) return 1;
+    }
+    return 0;
+}
+
 /* The fields every generating endpoint shares. */
 static int parse_gen(const struct api_ctx *a, const cJSON *root, enum api_kind kind, struct api_req *r,
                      int *n, int *max_tokens, const char **stop, int *n_stop, struct gen_params *gp,
@@ -516,11 +553,25 @@ int api_prepare(const struct api_ctx *a, enum api_kind kind, const char *body, s
     cJSON *root = NULL;
     const cJSON *args = query;
     if (!raw_image) {
+        if (json_values(body, len) > API_MAX_JSON_VALUES)
+            return BAD(e, "invalid_json", NULL, "the body has over %d JSON values", API_MAX_JSON_VALUES);
         const char *at = NULL; /* cJSON_GetErrorPtr is a global: not for threads */
         root = cJSON_ParseWithLengthOpts(body, len, &at, 0);
         if (!root) {
             size_t off = at && at >= body && at <= body + len ? (size_t)(at - body) : 0;
             return BAD(e, "invalid_json", NULL, "the body is not valid JSON (near byte %zu)", off);
+        }
+        while (at && at < body + len && (*at == ' ' || *at == '\t' || *at == '\n' || *at == '\r'))
+            at++;
+        if (!at || at != body + len) {
+            cJSON_Delete(root);
+            return BAD(e, "invalid_json", NULL, "the body has more after its JSON value (near byte %zu)",
+                       at ? (size_t)(at - body) : 0);
+        }
+        /* C strings end at NUL: a NUL inside a JSON string would cut the text silently */
+        if (has_nul(body, len)) {
+            cJSON_Delete(root);
+            return BAD(e, "invalid_json", NULL, "NUL characters (\\u0000) are not accepted in strings");
         }
         if (!cJSON_IsObject(root)) {
             cJSON_Delete(root);
@@ -610,6 +661,9 @@ int api_prepare(const struct api_ctx *a, enum api_kind kind, const char *body, s
     const int ctx = a->m->cfg.lm.max_seq_len;
     const int max_prompt =
         a->lim.max_prompt_tokens > 0 && a->lim.max_prompt_tokens < ctx ? a->lim.max_prompt_tokens : ctx;
+    if (rc == 0 && a->max_token_bytes > 0 && prompt.len > (size_t)max_prompt * (size_t)a->max_token_bytes)
+        rc = BAD(e, "context_length_exceeded", pparam,
+                 "the prompt is over %d tokens; this server takes at most %d", max_prompt, max_prompt);
     if (rc == 0) {
         int cap = (int)(prompt.len < (size_t)4 * max_prompt ? prompt.len : (size_t)4 * max_prompt) + 8;
         ids = malloc((size_t)cap * sizeof *ids);

@@ -54,6 +54,7 @@ struct api_ctx {
     long created; /* for /v1/models: the model file's mtime */
     struct api_limits lim;
     struct api_template tmpl;
+    int max_token_bytes; /* the longest token's bytes: a longer prompt is refused before tokenizing */
 };
 
 /* Fills tmpl with the defaults and the model file's overrides (errors name

@@ -322,7 +322,9 @@ static void image_step(struct eng *e) {
         for (int i = 0; i < j->n_images; i++) {
             struct eng_image *im = &j->images[i];
             if (im->entry) continue;
-            if ((im->entry = ic_get(e->cache, im->key))) {
+            im->entry = im->looked_up ? ic_find(e->cache, im->key) : ic_get(e->cache, im->key);
+            im->looked_up = 1;
+            if (im->entry) {
                 free(im->pixels);
                 im->pixels = NULL;
                 j->cached_images++;

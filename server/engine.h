@@ -52,6 +52,7 @@ struct eng_image {
     uint8_t key[32];
     float *pixels;
     struct ic_entry *entry; /* pinned cache entry once known */
+    int looked_up;          /* asked the cache before (hits and misses count once per image) */
 };
 
 struct eng_token {

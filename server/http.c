@@ -6,6 +6,7 @@
 #include <netdb.h>
 #include <poll.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 
 #include "../core/clock.h"
 #include "../core/log.h"
+#include "../model/tokenizer.h"
 #include "metrics.h"
 
 /* The page at GET /, embedded at build time from server/web/index.html. */
@@ -34,6 +36,9 @@ void srv_config_defaults(struct srv_config *c) {
     c->max_connections = 256;
     c->conn_timeout_s = 60;
     c->keepalive_ms = 5000;
+    c->body_timeout_s = 300;
+    c->max_buffered_bytes = (size_t)1 << 30;
+    c->max_prepare = 4;
     api_limits_defaults(&c->lim);
     eng_config_defaults(&c->eng);
 }
@@ -46,7 +51,9 @@ struct server {
     struct eng *eng;
     struct api_ctx api;
     atomic_int stopping;
-    atomic_int in_flight; /* requests between their first byte and their log line */
+    atomic_int in_flight;   /* requests between their first byte and their log line */
+    atomic_size_t buffered; /* body bytes held by all requests */
+    sem_t prep;             /* request preparations (parsing, images) running at once */
     struct metrics *mx;
     uint8_t key_hash[32];
     int has_key;
@@ -79,6 +86,10 @@ struct request {
     enum route route;
     struct sbuf body;
     int status, tokens, responded, streaming;
+    /* an error found while the body streams in, answered once it has all
+     * arrived (libmicrohttpd cannot answer in the middle of an upload) */
+    int deferred;
+    struct api_error deferred_err;
 };
 
 /* ---- responses -------------------------------------------------------------- */
@@ -246,6 +257,11 @@ static void stream_free(void *cls) {
     free(x);
 }
 
+static void release_body(struct server *s, struct request *q) {
+    atomic_fetch_sub(&s->buffered, q->body.cap);
+    sb_free(&q->body);
+}
+
 /* ---- the generating endpoints ------------------------------------------------------ */
 
 /* The URL's arguments as a JSON object (numbers and booleans typed). */
@@ -280,9 +296,17 @@ static enum MHD_Result generate(struct request *q, struct MHD_Connection *c) {
     struct api_req r;
     struct api_error e;
     struct fl_err err = {0};
+    if (atomic_load(&s->stopping)) {
+        cJSON_Delete(query);
+        return fail(q, c, 503, "unavailable_error", NULL, NULL, "the server is shutting down");
+    }
+    /* parsing, base64 and image decoding take memory and CPU: a few at a time */
+    while (sem_wait(&s->prep) < 0 && errno == EINTR)
+        ;
     pthread_rwlock_rdlock(&s->lock);
     if (!s->eng) {
         pthread_rwlock_unlock(&s->lock);
+        sem_post(&s->prep);
         cJSON_Delete(query);
         return fail(q, c, 503, "unavailable_error", NULL, NULL,
                     atomic_load(&s->stopping) ? "the server is shutting down" : "the model is still loading");
@@ -291,6 +315,7 @@ static enum MHD_Result generate(struct request *q, struct MHD_Connection *c) {
     int rc = api_prepare(&s->api, kind, q->body.p ? q->body.p : "", q->body.len, raw, query, &cache, q->id,
                          &r, &e);
     cJSON_Delete(query);
+    release_body(s, q); /* the job holds what it needs */
     if (rc == 0) {
         rc = eng_submit(s->eng, r.job, &err);
         if (rc < 0) {
@@ -304,6 +329,7 @@ static enum MHD_Result generate(struct request *q, struct MHD_Connection *c) {
         }
     }
     pthread_rwlock_unlock(&s->lock);
+    sem_post(&s->prep);
     if (rc < 0) return respond_error(q, c, &e);
     const double deadline = s->cfg.lim.timeout_s > 0 ? q->t0 + s->cfg.lim.timeout_s : 0;
     const int fd = conn_fd(c);
@@ -454,6 +480,18 @@ static int authorized(struct server *s, struct MHD_Connection *c) {
     return CRYPTO_memcmp(got, s->key_hash, 32) == 0;
 }
 
+/* A browser sends Origin with a cross-site POST; a page of another site must
+ * not drive this server (with no API key, any page could start generations
+ * or, through DNS rebinding, read them).  No Origin (curl, SDKs): fine. */
+static int same_origin(struct MHD_Connection *c) {
+    const char *origin = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Origin");
+    if (!origin) return 1;
+    const char *host = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Host");
+    const char *p = strstr(origin, "://");
+    if (!host || !p) return 0;
+    return !strcasecmp(p + 3, host);
+}
+
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const char *url, const char *method,
                                   const char *version, const char *upload, size_t *upload_size,
                                   void **con_cls) {
@@ -467,8 +505,8 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         q->s = s;
         q->t0 = fl_now();
         q->label = "other";
-        snprintf(q->method, sizeof q->method, "%s", method);
         char shown[64];
+        snprintf(q->method, sizeof q->method, "%s", fl_printable(method, shown));
         snprintf(q->path, sizeof q->path, "%s", fl_printable(url, shown));
         set_request_id(s, q, c);
         int path_known = 0;
@@ -492,6 +530,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
             q->route = R_NONE;
             return ret;
         }
+        if (!same_origin(c))
+            return fail(q, c, 403, "permission_error", "cross_origin", NULL,
+                        "requests from another web site's pages are refused (Origin differs from Host)");
         if (!strncmp(url, "/v1/", 4) && !authorized(s, c))
             return fail(q, c, 401, "authentication_error", NULL, NULL,
                         "a valid API key is required (Authorization: Bearer KEY)");
@@ -508,17 +549,32 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         return MHD_YES;
     }
     if (*upload_size) {
-        if (q->body.len + *upload_size > s->cfg.lim.max_body_bytes) {
-            *upload_size = 0;
-            char msg[96];
-            snprintf(msg, sizeof msg, "the body is over %zu bytes", s->cfg.lim.max_body_bytes);
-            return fail(q, c, 413, "invalid_request_error", "body_too_large", NULL, msg);
-        }
-        sb_put(&q->body, upload, *upload_size);
+        size_t n = *upload_size;
         *upload_size = 0;
-        if (q->body.failed) return fail(q, c, 503, "unavailable_error", NULL, NULL, "out of memory");
+        if (s->cfg.body_timeout_s > 0 && fl_now() - q->t0 > s->cfg.body_timeout_s) {
+            q->status = 408; /* a body trickling in: close (for the log only) */
+            release_body(s, q);
+            return MHD_NO;
+        }
+        if (q->deferred) return MHD_YES; /* dropped, answered at the end */
+        size_t old_cap = q->body.cap;
+        if (q->body.len + n > s->cfg.lim.max_body_bytes) {
+            api_fail(&q->deferred_err, 413, "invalid_request_error", "body_too_large", NULL,
+                     "the body is over %zu bytes", s->cfg.lim.max_body_bytes);
+        } else if (atomic_load(&s->buffered) + n > s->cfg.max_buffered_bytes) {
+            api_fail(&q->deferred_err, 429, "rate_limit_error", "overloaded", NULL,
+                     "the server is receiving too many large requests; retry shortly");
+        } else {
+            sb_put(&q->body, upload, n);
+            atomic_fetch_add(&s->buffered, q->body.cap - old_cap);
+            if (!q->body.failed) return MHD_YES;
+            api_fail(&q->deferred_err, 503, "unavailable_error", NULL, NULL, "out of memory");
+        }
+        q->deferred = 1;
+        release_body(s, q);
         return MHD_YES;
     }
+    if (q->deferred) return respond_error(q, c, &q->deferred_err);
     switch (q->route) {
     case R_CHAT:
     case R_COMPLETIONS:
@@ -548,7 +604,7 @@ static void on_completed(void *cls, struct MHD_Connection *c, void **con_cls,
     atomic_fetch_sub(&s->in_flight, 1);
     fl_log(FL_LOG_INFO, "%s %s %d %d tokens %.1f ms id=%s%s", q->method, q->path, status, q->tokens, ms,
            q->id, why == MHD_REQUEST_TERMINATED_COMPLETED_OK ? "" : " (connection closed early)");
-    sb_free(&q->body);
+    release_body(s, q);
     free(q);
 }
 
@@ -579,7 +635,15 @@ int srv_start(const struct srv_config *cfg, struct server **out, struct fl_err *
     if (!s) return fl_err_set(err, FL_ENOMEM, "out of memory");
     s->cfg = *cfg;
     s->mx = mx_new();
-    pthread_rwlock_init(&s->lock, NULL);
+    /* writers first: a stream of requests must not keep srv_stop waiting */
+    pthread_rwlockattr_t ra;
+    pthread_rwlockattr_init(&ra);
+    pthread_rwlockattr_setkind_np(&ra, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+    pthread_rwlock_init(&s->lock, &ra);
+    pthread_rwlockattr_destroy(&ra);
+    sem_init(&s->prep, 0, (unsigned)(cfg->max_prepare > 0 ? cfg->max_prepare : 1));
+    /* a stream must write before libmicrohttpd's idle timeout would close it */
+    if (s->cfg.keepalive_ms > s->cfg.conn_timeout_s * 500) s->cfg.keepalive_ms = s->cfg.conn_timeout_s * 500;
     if (cfg->api_key && cfg->api_key[0]) {
         ic_hash(cfg->api_key, strlen(cfg->api_key), s->key_hash);
         s->has_key = 1;
@@ -604,6 +668,7 @@ int srv_start(const struct srv_config *cfg, struct server **out, struct fl_err *
                             MHD_OPTION_NOTIFY_COMPLETED, on_completed, s, MHD_OPTION_URI_LOG_CALLBACK, on_uri,
                             s, MHD_OPTION_CONNECTION_LIMIT, (unsigned)cfg->max_connections,
                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)cfg->conn_timeout_s,
+                            MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)cfg->max_connections_per_ip,
                             MHD_OPTION_EXTERNAL_LOGGER, on_mhd_log, NULL, MHD_OPTION_END);
     freeaddrinfo(ai);
     if (!s->d) {
@@ -625,6 +690,11 @@ int srv_ready(struct server *s, const struct fm_model *m, struct fl_err *err) {
     struct api_ctx api = {.m = m, .model_id = s->cfg.model_id, .lim = s->cfg.lim};
     api.created = s->cfg.created ? s->cfg.created : (long)time(NULL);
     int rc = api_template_load(m, &api.tmpl, err);
+    uint8_t piece[1024];
+    for (int id = 0; id < tok_vocab_size(m->tok); id++) {
+        int n = (int)tok_token_bytes(m->tok, id, piece, sizeof piece);
+        if (n > api.max_token_bytes) api.max_token_bytes = n;
+    }
     if (rc < 0) return rc;
     struct eng_config ec = s->cfg.eng;
     ec.max_images = api.lim.max_images;
@@ -655,6 +725,7 @@ void srv_stop(struct server *s, int drain_ms) {
         nanosleep(&(struct timespec){0, 10 * 1000000L}, NULL);
     MHD_stop_daemon(s->d); /* connection threads end */
     pthread_rwlock_destroy(&s->lock);
+    sem_destroy(&s->prep);
     mx_free(s->mx);
     free(s);
 }

@@ -28,8 +28,12 @@ struct srv_config {
     const char *model_id;
     long created; /* /v1/models "created": the model file's mtime */
     int max_connections;
-    int conn_timeout_s; /* idle connection (and slow upload) limit */
-    int keepalive_ms;   /* SSE comment interval while nothing else is sent */
+    int conn_timeout_s;         /* idle connection (and slow upload) limit */
+    int keepalive_ms;           /* SSE comment interval while nothing else is sent */
+    int max_connections_per_ip; /* 0: no limit */
+    int body_timeout_s;         /* a request's whole upload (slowloris); 0: none */
+    size_t max_buffered_bytes;  /* request bodies held at once, all connections together */
+    int max_prepare;            /* requests parsed and decoded at once */
     struct api_limits lim;
     struct eng_config eng;
 };

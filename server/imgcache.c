@@ -82,19 +82,27 @@ static void evict(struct imgcache *c) {
     }
 }
 
-struct ic_entry *ic_get(struct imgcache *c, const uint8_t key[32]) {
+static struct ic_entry *get(struct imgcache *c, const uint8_t key[32], int count) {
     pthread_mutex_lock(&c->mu);
     struct ic_entry *e = find(c, key);
     if (e) {
         e->refs++;
         unlink_entry(c, e);
         push_front(c, e);
-        c->hits++;
+        c->hits += count;
     } else {
-        c->misses++;
+        c->misses += count;
     }
     pthread_mutex_unlock(&c->mu);
     return e;
+}
+
+struct ic_entry *ic_get(struct imgcache *c, const uint8_t key[32]) {
+    return get(c, key, 1);
+}
+
+struct ic_entry *ic_find(struct imgcache *c, const uint8_t key[32]) {
+    return get(c, key, 0);
 }
 
 struct ic_entry *ic_put(struct imgcache *c, const uint8_t key[32], float *data, size_t bytes) {

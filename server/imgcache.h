@@ -36,6 +36,8 @@ void ic_hash(const void *data, size_t n, uint8_t key[32]);
 
 /* The entry for key, pinned, or NULL (counts a hit or a miss). */
 struct ic_entry *ic_get(struct imgcache *c, const uint8_t key[32]);
+/* The same, counting nothing (a lookup repeated while an image waits). */
+struct ic_entry *ic_find(struct imgcache *c, const uint8_t key[32]);
 /* Adds data (malloc'd, bytes long; the cache takes it) under key and returns
  * it pinned.  If key is already there (another request encoded the same
  * image meanwhile), data is freed and the existing entry is returned. */

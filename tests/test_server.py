@@ -245,6 +245,11 @@ def bad_requests(srv):
         (C, "[]", 400, None, "invalid_json"),
         (C, "", 400, None, "invalid_json"),
         (C, '{"messages": [{"role": "user", "content": "hi"}], }', 400, None, "invalid_json"),
+        (C, '{"messages": [{"role": "user", "content": "hi"}]} trailing', 400, None, "invalid_json"),
+        (P, '{"prompt": "a\\u0000<image>"}', 400, None, "invalid_json"),
+        (P, b'{"prompt": "a\x00b"}', 400, None, "invalid_json"),
+        (P, {"prompt": "word " * 100000}, 400, "prompt", "context_length_exceeded"),
+        (P, '{"prompt": "x", "ignored": [' + "0," * 200000 + '0]}', 400, None, "invalid_json"),
         (C, {}, 400, "messages", "missing_field"),
         (C, {"messages": "hi"}, 400, "messages", "invalid_type"),
         (C, {"messages": []}, 400, "messages", "invalid_value"),
@@ -336,7 +341,7 @@ def bad_requests(srv):
         want_type = {400: "invalid_request_error", 404: "invalid_request_error"}[status]
         ok = (st == status and err.get("param") == param and err.get("code") == code and err.get("type") == want_type
               and isinstance(err.get("message"), str) and err["message"] and hd.get("x-request-id"))
-        short = body if isinstance(body, str) else json.dumps(body)[:120]
+        short = repr(body[:120]) if isinstance(body, (str, bytes)) else json.dumps(body)[:120]
         check(ok, f"{path} {short}: got {st} {err}, want {status} param={param} code={code}")
         n += 1
     # raw caption bodies
@@ -390,6 +395,25 @@ def operations(model):
                                                                  "X-Request-Id": "bad id\u00e9".encode().decode('latin-1')})
         check(st == 200 and hd.get("x-request-id") not in (None, "") and " " not in hd["x-request-id"],
               "an unusable request id is replaced")
+        # a chunked body over the limit: the whole body is read, then 413
+        c = srv.conn()
+        c.request("POST", "/v1/completions", body=iter([b'{"prompt": "' + b"x" * 3000, b"y" * 3000 + b'"}']),
+                  headers={"Content-Type": "application/json", "Authorization": "Bearer s3cret"},
+                  encode_chunked=True)
+        r = c.getresponse()
+        err = json.loads(r.read())["error"]
+        c.close()
+        check(r.status == 413 and err["code"] == "body_too_large", f"chunked body limit: {r.status} {err}")
+        # a page of another site may not drive the server; our own page may
+        base = {"Authorization": "Bearer s3cret", "Host": f"127.0.0.1:{srv.port}"}
+        st, hd, data = srv.post("/v1/completions", body, headers=dict(base, Origin="https://evil.example"))
+        check(st == 403 and json.loads(data)["error"]["code"] == "cross_origin", f"cross-origin: {st} {data!r}")
+        st, hd, data = srv.post("/v1/completions", body, headers=dict(base, Origin=f"http://127.0.0.1:{srv.port}"))
+        check(st == 200, f"same origin: {st} {data[:200]!r}")
+        # an escaped backslash before "u0000" is text, not NUL
+        st, hd, data = srv.post("/v1/completions", b'{"prompt": "a\\\\u0000", "max_tokens": 1}',
+                                headers={"Authorization": "Bearer s3cret"})
+        check(st == 200, f"escaped backslash: {st} {data[:200]!r}")
         st, hd, data = srv.request("HEAD", "/health")
         check(st == 200 and data == b"", f"HEAD /health: {st} {data!r}")
         st, hd, data = srv.request("GET", "/")
@@ -481,13 +505,16 @@ def keepalive(model):
     gets ': keep-alive' comments, and its events stay well framed."""
     srv = Server(model, "--max-seqs", "1", "--keepalive-ms", "1")
     try:
-        ahead = threading.Thread(target=srv.post, args=("/v1/chat/completions", {
-            "messages": [{"role": "user", "content": "a"}], "max_tokens": 70}))
-        ahead.start()
-        time.sleep(0.005)
-        st, hd, raw = srv.post("/v1/completions", {"prompt": "<image>Output:", "images": [data_uri(CAT)],
-                                                   "max_tokens": 5, "stream": True})
-        ahead.join()
+        c = srv.conn()  # a request ahead, admitted (its first event came) and 70 tokens long
+        c.request("POST", "/v1/chat/completions", json.dumps({
+            "messages": [{"role": "user", "content": "a"}], "max_tokens": 70, "stream": True}),
+            {"Content-Type": "application/json"})
+        r = c.getresponse()
+        r.readline()
+        st, hd, raw = srv.post("/v1/chat/completions", {"messages": [{"role": "user", "content": [
+            {"type": "image_url", "image_url": {"url": data_uri(CAT)}}]}], "max_tokens": 5, "stream": True})
+        r.read()
+        c.close()
         ev = sse_events(raw)
         check(st == 200 and b"\n\n: keep-alive\n\n" in raw and ev[-1] == "[DONE]",
               f"keep-alive comments while waiting: {raw[:300]!r}")

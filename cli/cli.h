@@ -66,5 +66,6 @@ int cmd_logits(int argc, char **argv);
 int cmd_models(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_caption(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
 
 #endif

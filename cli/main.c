@@ -28,6 +28,7 @@ static void print_help(void) {
         "  run -m MODEL -i IMG -p PROMPT  answer: generated text, streamed to stdout\n"
         "  serve -m MODEL [--port P]     the HTTP API (OpenAI-compatible) and a web page\n"
         "  caption [-m MODEL] PATH...    captions of files and folders as JSON lines (resumable, --shard)\n"
+        "  eval [-m MODEL] --data F      accuracy on an evaluation set (make eval: the bundled model's)\n"
         "  tokenize -m MODEL -p TEXT     token ids as a JSON array (--decode: the reverse)\n"
         "  logits -m MODEL -i IMG -p PROMPT -o OUT   float32 logits [tokens][vocabulary]\n"
         "  models                        the public OpenFlamingo models: sizes, memory (weights/fetch.sh)\n"
@@ -62,7 +63,7 @@ int main(int argc, char **argv) {
         {"preprocess", cmd_preprocess}, {"encode", cmd_encode}, {"info", cmd_info},
         {"bench", bench_main},          {"run", cmd_run},       {"tokenize", cmd_tokenize},
         {"logits", cmd_logits},         {"models", cmd_models}, {"serve", cmd_serve},
-        {"caption", cmd_caption},
+        {"caption", cmd_caption},       {"eval", cmd_eval},
     };
     for (size_t i = 0; i < sizeof cmds / sizeof cmds[0]; i++)
         if (!strcmp(argv[1], cmds[i].name)) {

@@ -109,9 +109,9 @@ tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" \
 	    ONLY="test_engine test_server.py test_server_load.py" test
 
-# The model `make run` serves: the bundled model once it exists (issue 6),
-# until then the small random test model (its answers are gibberish).
-MODEL ?= tests/fixtures/of_mpt.safetensors
+# The model `make run` serves: the bundled model when it is there, else the
+# small random test model (its answers are gibberish).
+MODEL ?= $(if $(wildcard weights/flamingo-tiny.safetensors),weights/flamingo-tiny.safetensors,tests/fixtures/of_mpt.safetensors)
 HOST ?= 127.0.0.1
 PORT ?= 8080
 run: $(BIN)

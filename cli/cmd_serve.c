@@ -109,7 +109,7 @@ int cmd_serve(int argc, char **argv) {
     double timeout_s = cfg.lim.timeout_s;
     int max_pixels = (int)cfg.lim.max_image_pixels;
     const struct opt opts[] = {
-        {"model", "the model file (.safetensors)", O_STR, &model, 0, 0},
+        {"model", "the model file (the bundled weights/flamingo-tiny.safetensors)", O_STR, &model, 0, 0},
         {"host", "address to bind (127.0.0.1; 0.0.0.0 or :: to expose it)", O_STR, &cfg.host, 0, 0},
         {"port", "TCP port (8080; 0 = any free port)", O_INT, &cfg.port, 0, 65535},
         {"api-key", "require Authorization: Bearer KEY on /v1/*", O_STR, &cfg.api_key, 0, 0},
@@ -181,7 +181,7 @@ int cmd_serve(int argc, char **argv) {
             snprintf(flag, sizeof flag, "--%s", opts[c - 1000].name);
             st = set_opt(&opts[c - 1000], optarg, flag);
         } else if (c == 'h') {
-            printf("usage: flamingo serve -m MODEL [--host H] [--port P] [options]\n"
+            printf("usage: flamingo serve [-m MODEL] [--host H] [--port P] [options]\n"
                    "The HTTP API (docs/API.md): /v1/chat/completions, /v1/completions, /v1/caption,\n"
                    "/v1/models, /health, /metrics, and a web page at /.  Every option also reads\n"
                    "the environment variable FLAMINGO_<NAME> (e.g. FLAMINGO_PORT=9000); a flag wins.\n");
@@ -198,7 +198,8 @@ int cmd_serve(int argc, char **argv) {
         if (st) return st;
     }
     if (optind < argc) return cli_usage("unexpected argument '%s'", argv[optind]);
-    if (!model) return cli_usage("%s", "-m MODEL is required (or FLAMINGO_MODEL)");
+    struct fl_err err = {0};
+    if (!model && !(model = cli_default_model(&err))) return cli_fail(err.msg);
     cfg.lim.max_image_pixels = max_pixels;
     cfg.lim.timeout_s = timeout_s;
     cfg.lim.max_n = cfg.eng.max_seqs;
@@ -229,7 +230,6 @@ int cmd_serve(int argc, char **argv) {
     if (threads && mat_init(threads) < 0) return cli_fail("cannot start worker threads");
     if (!quiet && fl_log_get_level() < FL_LOG_INFO) fl_log_set_level(FL_LOG_INFO);
 
-    struct fl_err err = {0};
     struct server *s = NULL;
     if (srv_start(&cfg, &s, &err) < 0) return cli_fail(err.msg);
     const char *h = cfg.host;

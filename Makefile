@@ -5,6 +5,7 @@
 #   make test-full  adds the full-size checks (ViT-L/14 against PyTorch)
 #   make asan       the quick suite under AddressSanitizer + UBSan
 #   make tsan       the engine and server tests under ThreadSanitizer
+#   make eval       the bundled model's accuracy on 1,000 held-out images (C engine)
 #   make run        build, then serve the bundled model on http://127.0.0.1:8080/
 #                   (HOST=, PORT=, MODEL= to change)
 #   make golden     regenerate the committed fixtures (tests/fixtures/)
@@ -55,7 +56,7 @@ APP_OBJ := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all tests deps test test-full asan tsan run golden golden-tok bench clean distclean check-clang
+.PHONY: all tests deps test test-full asan tsan run eval golden golden-tok bench clean distclean check-clang
 all: $(BIN)
 tests: $(TEST_BIN)
 
@@ -119,6 +120,13 @@ run: $(BIN)
 	@echo "  curl http://$(HOST):$(PORT)/v1/chat/completions -H 'Content-Type: application/json' \\"
 	@echo "    -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":16}'"
 	@exec ./$(BIN) serve -m $(MODEL) --host $(HOST) --port $(PORT)
+
+# The bundled model's accuracy, computed by the C engine on a held-out set
+# drawn from a seed training never uses (tools/train/evalset.py).
+EVALSET ?= $(BUILD)/evalset
+eval: $(BIN)
+	@test -f $(EVALSET)/eval.jsonl || $(PYTHON) tools/train/evalset.py --out $(EVALSET)
+	./$(BIN) eval --data $(EVALSET)/eval.jsonl
 
 golden: $(BIN)
 	$(PYTHON) tests/reference/make_golden.py

@@ -1,0 +1,451 @@
+#!/usr/bin/env python3
+"""Train the bundled model, weights/flamingo-tiny.safetensors, from scratch (the Flamingo recipe
+at small scale; tools/train/README.md has the design and the figures).
+
+    /usr/bin/python3 tools/train/train.py            # full run, about 56 minutes on 2 shared cores
+    /usr/bin/python3 tools/train/train.py --smoke    # a few steps of every stage, to a temp file
+
+Stages:
+  0  images of the synthetic world (world.py, seed SEED) rendered, JPEG/PNG-encoded, decoded and
+     put through open_clip's validation transform (PIL bicubic, centre crop), as the C engine does;
+     the BPE tokenizer trained on the synthetic text (text.py)
+  a  the vision encoder (a CLIP ViT, clip_ref.py) pretrained on the images by classification of
+     the ground truth: per patch, "an object's centre lies here" with its shape, colour and
+     offset; per image, how many objects of each shape and colour
+  b  the language model (GPT-NeoX) pretrained on the text alone: interleaved caption / question
+     chunks with <image> markers but no pixels
+  c  both frozen; only the Perceiver Resampler and the gated cross-attention layers trained on
+     interleaved image-text sequences of 1-4 chunks (few-shot examples included)
+Then the model file is written with weights/stfile.py and read back with the reference
+(tests/reference/flamingo_ref.py), whose logits must equal the training model's.
+
+Deterministic: numpy generators seeded from SEED, torch.manual_seed, one fixed number of steps
+per stage (the same file comes out on the same machine; thread counts can change float sums).
+"""
+import argparse
+import json
+import math
+import multiprocessing
+import os
+import sys
+import tempfile
+import time
+
+import numpy as np
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.dirname(os.path.dirname(HERE))
+sys.path.insert(0, HERE)
+sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
+sys.path.insert(0, os.path.join(ROOT, "weights"))
+import flamingo_ref  # noqa: E402
+import model as M  # noqa: E402
+import preprocess_ref  # noqa: E402
+import stfile  # noqa: E402
+import text  # noqa: E402
+import world  # noqa: E402
+
+SEED = 1              # the training world; evalset.py uses another seed (EVAL_SEED there)
+FULL = dict(n_images=16000, a_steps=1400, a_batch=96, a_lr=2e-3,
+            b_steps=300, b_batch=48, b_lr=2e-3,
+            c_steps=1200, c_batch=32, c_lr=2e-3, c2_steps=1400, c2_lr=2e-3, c2_gate_lr_mult=5.0)
+SMOKE = dict(n_images=192, a_steps=4, a_batch=32, a_lr=1e-3,
+             b_steps=4, b_batch=8, b_lr=1e-3,
+             c_steps=4, c_batch=8, c_lr=1e-3, c2_steps=3, c2_lr=1e-3, c2_gate_lr_mult=5.0)
+QTYPE_P = {"caption": 0.24, "color": 0.12, "shape": 0.12, "count": 0.18, "position": 0.22, "presence": 0.12}
+N_CHUNKS_P = [0.35, 0.25, 0.25, 0.15]      # 1, 2, 3, 4 chunks per sequence
+
+
+def log(*a):
+    print(time.strftime("%H:%M:%S"), *a, flush=True)
+
+
+# ---------------------------------------------------------------------------------------
+# Stage 0: images
+
+def _one_image(args):
+    seed, i = args
+    import io
+    from PIL import Image
+    truth, data, _ = world.make(seed, i)
+    im = Image.open(io.BytesIO(data))
+    return truth, preprocess_ref.open_clip_u8(im, M.IMAGE_SIZE)
+
+
+def make_images(seed, n, workers):
+    out = np.zeros((n, M.IMAGE_SIZE, M.IMAGE_SIZE, 3), np.uint8)
+    truths = []
+    jobs = [(seed, i) for i in range(n)]
+    if workers > 1:
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            res = pool.imap(_one_image, jobs, chunksize=32)
+            for i, (t, u8) in enumerate(res):
+                truths.append(t)
+                out[i] = u8
+    else:
+        for i, j in enumerate(jobs):
+            t, u8 = _one_image(j)
+            truths.append(t)
+            out[i] = u8
+    return out, truths
+
+
+# ---------------------------------------------------------------------------------------
+# Stage a: the vision encoder
+
+def vision_labels(truths, grid, flip):
+    """Per image: per patch centre objectness / shape / colour / in-patch offset, and counts."""
+    n = len(truths)
+    obj = np.zeros((n, grid * grid), np.int64)
+    shape = np.full((n, grid * grid), -100, np.int64)
+    colour = np.full((n, grid * grid), -100, np.int64)
+    off = np.zeros((n, grid * grid, 2), np.float32)
+    counts = np.zeros((n, len(world.SHAPES) + len(world.COLOR_NAMES) + 1), np.int64)
+    cover = np.full((n, grid * grid, 2), -100, np.int64)      # shape, colour of the nearest object
+    pc = (np.arange(grid) + 0.5) / grid
+    for k, t in enumerate(truths):
+        best = np.full((grid, grid), 1.0)
+        for o in t["objects"]:
+            x = 1.0 - o["x"] if flip else o["x"]
+            d = np.hypot(pc[None, :] - x, pc[:, None] - o["y"]) / o["r"]       # [row y, col x]
+            hit = d < best
+            best = np.where(hit, d, best)
+            cover[k, hit.reshape(-1), 0] = world.SHAPES.index(o["shape"])
+            cover[k, hit.reshape(-1), 1] = world.COLOR_NAMES.index(o["color"])
+        for o in t["objects"]:
+            x = 1.0 - o["x"] if flip else o["x"]
+            gx, gy = min(int(x * grid), grid - 1), min(int(o["y"] * grid), grid - 1)
+            p = gy * grid + gx
+            obj[k, p] = 1
+            shape[k, p] = world.SHAPES.index(o["shape"])
+            colour[k, p] = world.COLOR_NAMES.index(o["color"])
+            off[k, p] = (x * grid - gx, o["y"] * grid - gy)
+            counts[k, world.SHAPES.index(o["shape"])] += 1
+            counts[k, len(world.SHAPES) + world.COLOR_NAMES.index(o["color"])] += 1
+        counts[k, -1] = len(t["objects"])
+    return [torch.from_numpy(a) for a in (obj, shape, colour, off, counts, cover)]
+
+
+class VisionHeads(nn.Module):
+    """Training-only heads on the ViT's patch tokens (not exported)."""
+
+    def __init__(self, width):
+        super().__init__()
+        self.norm = nn.LayerNorm(width)
+        self.patch = nn.Linear(width, 2 + 2 * (len(world.SHAPES) + len(world.COLOR_NAMES)) + 2)
+        self.n_counts = len(world.SHAPES) + len(world.COLOR_NAMES) + 1
+        self.pool = nn.Sequential(nn.LayerNorm(width), nn.Linear(width, width), nn.GELU(),
+                                  nn.Linear(width, self.n_counts * 5))
+
+    def loss(self, tokens, labels):
+        obj, shape, colour, off, counts, cover = labels
+        h = self.patch(self.norm(tokens))                       # [B, P, ...]
+        ns, nc = len(world.SHAPES), len(world.COLOR_NAMES)
+        l_obj = F.cross_entropy(h[..., :2].reshape(-1, 2), obj.reshape(-1), weight=torch.tensor([1.0, 4.0]))
+        l_shape = F.cross_entropy(h[..., 2:2 + ns].reshape(-1, ns), shape.reshape(-1))
+        l_col = F.cross_entropy(h[..., 2 + ns:2 + ns + nc].reshape(-1, nc), colour.reshape(-1))
+        k = 2 + ns + nc
+        l_cover = (2 * F.cross_entropy(h[..., k:k + ns].reshape(-1, ns), cover[..., 0].reshape(-1)) +
+                   F.cross_entropy(h[..., k + ns:k + ns + nc].reshape(-1, nc), cover[..., 1].reshape(-1)))
+        m = obj.bool()
+        l_off = F.mse_loss(torch.sigmoid(h[..., -2:])[m], off[m]) * 10
+        c = self.pool(tokens.mean(dim=1)).view(-1, self.n_counts, 5)
+        l_cnt = F.cross_entropy(c.reshape(-1, 5), counts.reshape(-1))
+        acc_shape = (h[..., 2:2 + ns].argmax(-1)[m] == shape[m]).float().mean()
+        # shape is the slow one to learn (colour comes in a few steps): twice the weight
+        return l_obj + 2 * l_shape + l_col + l_off + l_cnt + l_cover, dict(
+            obj=l_obj.item(), cover=l_cover.item(), shape=l_shape.item(), col=l_col.item(), off=l_off.item(), cnt=l_cnt.item(),
+            acc_shape=acc_shape.item())
+
+
+def lr_at(step, total, base, warmup):
+    if step < warmup:
+        return base * (step + 1) / warmup
+    p = (step - warmup) / max(1, total - warmup)
+    return base * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * p)))
+
+
+def stage_a(m, images, truths, hp, seed):
+    vit = m.vision_encoder
+    W = m.cfg["vision"]["width"]
+    grid = m.cfg["vision"]["image_size"] // m.cfg["vision"]["patch_size"]
+    heads = VisionHeads(W)
+    params = list(vit.parameters()) + list(heads.parameters())
+    opt = torch.optim.AdamW(params, lr=hp["a_lr"], weight_decay=0.05)
+    labels = [vision_labels(truths, grid, False), vision_labels(truths, grid, True)]
+    n_val = min(512, len(truths) // 8)
+    n_tr = len(truths) - n_val
+    rng = np.random.default_rng([seed, 100])
+    pixels = M.normalize(images)
+    vit.train()
+    t0 = time.time()
+    for step in range(hp["a_steps"]):
+        idx = torch.from_numpy(rng.integers(0, n_tr, hp["a_batch"]))
+        flip = rng.random() < 0.5
+        x = pixels[idx]
+        if flip:
+            x = x.flip(-1)
+        lab = [a[idx] for a in labels[int(flip)]]
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, hp["a_steps"], hp["a_lr"], 50)
+        loss, info = heads.loss(vit(x), lab)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 100 == 0 or step == hp["a_steps"] - 1:
+            log(f"a {step}/{hp['a_steps']} loss {loss.item():.3f} " +
+                " ".join(f"{k} {v:.3f}" for k, v in info.items()) + f" ({time.time() - t0:.0f}s)")
+    vit.eval()
+    with torch.no_grad():
+        idx = torch.arange(n_tr, len(truths))
+        _, info = heads.loss(vit(pixels[idx]), [a[idx] for a in labels[0]])
+    log("a held-out:", " ".join(f"{k} {v:.3f}" for k, v in info.items()))
+    return info
+
+
+# ---------------------------------------------------------------------------------------
+# Sequences of chunks (stages b and c)
+
+def sample_sequence(rng, tok, objs_fn, n_pool, n=None):
+    """One interleaved sequence of n chunks: (ids, loss mask, image indices). objs_fn(i) gives
+    the ground truth objects of pool image i (stage c) or of a freshly sampled scene (stage b)."""
+    if n is None:
+        n = n_chunks(rng)
+    types = list(QTYPE_P)
+    probs = np.array([QTYPE_P[t] for t in types])
+    same = rng.random() < 0.5
+    fixed = types[int(rng.choice(len(types), p=probs))]
+    ids, mask, imgs = [], [], []
+    for c in range(n):
+        for _try in range(20):
+            i = int(rng.integers(n_pool))
+            objs = objs_fn(i)
+            qt = fixed if same else types[int(rng.choice(len(types), p=probs))]
+            pa = text.prompt_and_answer(objs, qt, rng, "colour" if rng.random() < 0.1 else "color")
+            if pa is not None:
+                break
+        if c > 0 and rng.random() < 0.1:
+            sep = tok.encode("\n")
+            ids += sep
+            mask += [0] * len(sep)
+        cid, cm = text.chunk_ids(tok, pa[0], pa[1])
+        ids += cid
+        mask += cm
+        imgs.append(i)
+    return ids, mask, imgs
+
+
+def n_chunks(rng):
+    return 1 + int(rng.choice(4, p=N_CHUNKS_P))
+
+
+def collate(seqs, pad):
+    T = max(len(s[0]) for s in seqs)
+    ids = torch.full((len(seqs), T), pad, dtype=torch.long)
+    mask = torch.zeros(len(seqs), T)
+    for b, (i, mk, _) in enumerate(seqs):
+        ids[b, : len(i)] = torch.tensor(i)
+        mask[b, : len(mk)] = torch.tensor(mk, dtype=torch.float32)
+    return ids, mask
+
+
+def next_token_loss(logits, ids, mask):
+    """Cross-entropy of token t+1 from position t, where mask[t+1] is set."""
+    lg = logits[:, :-1].reshape(-1, logits.shape[-1])
+    tgt = ids[:, 1:].reshape(-1)
+    w = mask[:, 1:].reshape(-1)
+    ce = F.cross_entropy(lg, tgt, reduction="none")
+    return (ce * w).sum() / w.sum().clamp(min=1)
+
+
+def stage_b(m, tok, hp, seed):
+    """The language model alone, on text (xattn blocks skipped, <image> is just a token)."""
+    lang = m.lang_encoder
+    params = [p for n, p in lang.named_parameters() if "gated_cross_attn_layer" not in n]
+    opt = torch.optim.AdamW(params, lr=hp["b_lr"], weight_decay=0.01)
+    rng = np.random.default_rng([seed, 200])
+    t0 = time.time()
+    for step in range(hp["b_steps"]):
+        n = n_chunks(rng)        # one chunk count per batch: little padding
+        seqs = [sample_sequence(rng, tok, lambda i: world.sample_objects(rng), 1, n) for _ in range(hp["b_batch"])]
+        # the LM learns the whole text, not only the answers: every token but padding
+        seqs = [(i, [0] + [1] * (len(i) - 1), g) for i, _, g in seqs]
+        ids, mask = collate(seqs, tok.pad)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, hp["b_steps"], hp["b_lr"], 100)
+        loss = next_token_loss(M.lm_forward(m, ids, xattn=False), ids, mask)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(params, 1.0)
+        opt.step()
+        if step % 100 == 0 or step == hp["b_steps"] - 1:
+            log(f"b {step}/{hp['b_steps']} loss {loss.item():.3f} ({time.time() - t0:.0f}s)")
+
+
+def stage_c(m, tok, feats, truths, hp, seed, phase=1):
+    """Perceiver + gated cross-attention on interleaved sequences; everything else frozen.
+    Phase 2 is a warm restart: a fresh AdamW and a new warm-up and cosine, from phase 1's
+    weights, with the gates' learning rate raised (they open slowly)."""
+    steps, lr = (hp["c_steps"], hp["c_lr"]) if phase == 1 else (hp["c2_steps"], hp["c2_lr"])
+    gate_mult = 1.0 if phase == 1 else hp["c2_gate_lr_mult"]
+    for p in m.parameters():
+        p.requires_grad_(False)
+    train = list(m.perceiver.parameters())
+    for layer in m.lang_encoder.layers():
+        if layer.gated_cross_attn_layer is not None:
+            train += list(layer.gated_cross_attn_layer.parameters())
+    for p in train:
+        p.requires_grad_(True)
+    gates = [p for p in train if p.dim() == 1 and p.numel() == 1]
+    others = [p for p in train if not (p.dim() == 1 and p.numel() == 1)]
+    opt = torch.optim.AdamW([{"params": others, "mult": 1.0}, {"params": gates, "mult": gate_mult}],
+                            lr=lr, weight_decay=0.01)
+    rng = np.random.default_rng([seed, 300 + phase - 1])
+    n_pool = len(truths)
+    t0 = time.time()
+    ema = None
+    for step in range(steps):
+        n = n_chunks(rng)
+        seqs = [sample_sequence(rng, tok, lambda i: truths[i]["objects"], n_pool, n) for _ in range(hp["c_batch"])]
+        ids, mask = collate(seqs, tok.pad)
+        n_img = [len(s[2]) for s in seqs]
+        flat = torch.tensor([i for s in seqs for i in s[2]])
+        lat = m.perceiver(feats[flat].float())                      # [sum n_img, L, W]
+        media = torch.zeros(len(seqs), max(n_img), lat.shape[1], lat.shape[2])
+        at = 0
+        rows, cols = [], []
+        for b, k in enumerate(n_img):
+            rows += [b] * k
+            cols += list(range(k))
+            at += k
+        media = media.index_put((torch.tensor(rows), torch.tensor(cols)), lat)
+        for g in opt.param_groups:
+            g["lr"] = lr_at(step, steps, lr, 50) * g["mult"]
+        loss = next_token_loss(M.lm_forward(m, ids, media), ids, mask)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(train, 1.0)
+        opt.step()
+        ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
+        if step % 100 == 0 or step == steps - 1:
+            gates = [round(float(l.gated_cross_attn_layer.attn_gate.tanh()), 3) for l in m.lang_encoder.layers()]
+            log(f"c{phase} {step}/{steps} loss {loss.item():.3f} ema {ema:.3f} attn gates {gates} "
+                f"({time.time() - t0:.0f}s)")
+    for p in m.parameters():
+        p.requires_grad_(True)
+
+
+# ---------------------------------------------------------------------------------------
+# Export and check
+
+def export(m, cfg, tok_json, path):
+    state = {k: v.detach().float().numpy() for k, v in m.state_dict().items()}
+    stfile.write(path, state, metadata={"config": json.dumps(cfg), "tokenizer": tok_json,
+                                        "training": json.dumps({"recipe": "tools/train/train.py", "seed": SEED})})
+
+
+def check_export(m, path, tok, images, truths):
+    """The reference, loaded from the file, one sequence at a time == the batched model."""
+    ref = flamingo_ref.load(path)
+    rng = np.random.default_rng(5)
+    worst = 0.0
+    for k in range(3):
+        ids, _, imgs = sample_sequence(rng, tok, lambda i: truths[i]["objects"], len(truths))
+        pix = M.normalize(images[imgs]).numpy()
+        want = flamingo_ref.forward_logits(ref, ids, pix)
+        with torch.no_grad():
+            lat = m.encode_images(torch.from_numpy(pix))
+            got = M.lm_forward(m, torch.tensor([ids]), lat[None])[0].numpy()
+        worst = max(worst, float(np.abs(want - got).max() / (want.max() - want.min())))
+    log(f"export check: batched training model vs reference from the file, max |diff| / range {worst:.2e}")
+    assert worst < 1e-5, "the batched training forward differs from the reference"
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--smoke", action="store_true", help="a few steps of each stage, to a temp file")
+    ap.add_argument("--out", help="model file (default weights/flamingo-tiny.safetensors; temp with --smoke)")
+    ap.add_argument("--work", default=os.path.join(HERE, "work"), help="folder for the log")
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--workers", type=int, default=2, help="processes rendering images")
+    ap.add_argument("--reuse-images", action="store_true", help="load stage 0's images from --work if there")
+    ap.add_argument("--resume-c2", help="a model file written after stage c phase 1: run only phase 2")
+    ap.add_argument("--set", action="append", default=[], help="override a hyperparameter, e.g. c_steps=100")
+    args = ap.parse_args()
+    hp = dict(SMOKE if args.smoke else FULL)
+    for kv in args.set:
+        k, v = kv.split("=")
+        hp[k] = type(hp[k])(float(v)) if isinstance(hp[k], int) else float(v)
+    out = args.out or (os.path.join(tempfile.mkdtemp(prefix="flamingo-smoke-"), "flamingo-tiny.safetensors")
+                       if args.smoke else os.path.join(ROOT, "weights", "flamingo-tiny.safetensors"))
+    torch.set_num_threads(args.threads)
+    torch.manual_seed(SEED)
+    T0 = time.time()
+    times = {}
+    log("hyperparameters", json.dumps(hp))
+
+    tok_json = text.make_tokenizer_json(SEED)
+    tok = text.Tok(tok_json)
+    tokens = {"media": tok.media, "endofchunk": tok.eoc, "pad": tok.pad, "eos": tok.eos}
+    cfg = M.config(len(tok), tokens)
+    m = M.build(cfg)
+    n_params = sum(p.numel() for p in m.parameters())
+    log(f"tokenizer: vocab {len(tok)}; model: {n_params} parameters")
+
+    t = time.time()
+    cache = os.path.join(args.work, f"images-{SEED}-{hp['n_images']}.npz")
+    if args.reuse_images and os.path.exists(cache):       # only to iterate faster; not from scratch
+        z = np.load(cache, allow_pickle=False)
+        images, truths = z["images"], json.loads(str(z["truths"]))
+    else:
+        images, truths = make_images(SEED, hp["n_images"], args.workers)
+        if not args.smoke:
+            os.makedirs(args.work, exist_ok=True)
+            np.savez(cache, images=images, truths=json.dumps(truths))
+    times["0_images"] = time.time() - t
+    log(f"stage 0: {len(truths)} images in {times['0_images']:.0f}s")
+
+    if args.resume_c2:
+        # the model file written after stage c phase 1 (an earlier run of this recipe)
+        tensors, meta = stfile.read(args.resume_c2)
+        assert meta["tokenizer"] == tok_json and json.loads(meta["config"]) == cfg
+        m.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in tensors.items()})
+        info_a = None
+        log(f"resumed from {args.resume_c2}: stages a, b and c phase 1 skipped")
+    else:
+        t = time.time()
+        info_a = stage_a(m, images, truths, hp, SEED)
+        times["a_vision"] = time.time() - t
+        t = time.time()
+        stage_b(m, tok, hp, SEED)
+        times["b_lm"] = time.time() - t
+
+    t = time.time()
+    m.eval()
+    feats = M.vision_features(m, M.normalize(images))   # frozen: computed once
+    times["c_features"] = time.time() - t
+    if not args.resume_c2:
+        t = time.time()
+        stage_c(m, tok, feats, truths, hp, SEED, phase=1)
+        times["c_xattn"] = time.time() - t
+    t = time.time()
+    stage_c(m, tok, feats, truths, hp, SEED, phase=2)
+    times["c2_xattn"] = time.time() - t
+
+    m.eval()
+    os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
+    export(m, cfg, tok_json, out)
+    check_export(m, out, tok, images, truths)
+    times["total"] = time.time() - T0
+    log(f"wrote {out} ({os.path.getsize(out)} bytes); times " + json.dumps({k: round(v) for k, v in times.items()}))
+    os.makedirs(args.work, exist_ok=True)
+    with open(os.path.join(args.work, "smoke.json" if args.smoke else "train.json"), "w") as f:
+        json.dump({"hp": hp, "times_s": times, "vision_heldout": info_a, "params": n_params, "out": out}, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()

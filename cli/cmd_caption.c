@@ -179,14 +179,7 @@ static void finish(struct out *o, struct pending *p) {
         put_line(o, p->path, NULL, 0, p->error, 0);
         return;
     }
-    int v = -1;
-    for (;;) {
-        v = eng_job_wait(p->job, v, 1000);
-        pthread_mutex_lock(&p->job->mu);
-        int over = p->job->state == ENG_DONE || p->job->state == ENG_FAILED;
-        pthread_mutex_unlock(&p->job->mu);
-        if (over) break;
-    }
+    eng_job_wait_over(p->job);
     struct eng_job *j = p->job;
     if (j->state == ENG_DONE)
         put_line(o, p->path, j->choices[0].text ? j->choices[0].text : "", j->choices[0].len, NULL,

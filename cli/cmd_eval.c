@@ -295,14 +295,7 @@ int cmd_eval(int argc, char **argv) {
             }
             if (rc < 0) break;
             struct eng_job *j = ring[head % window];
-            int v = -1;
-            for (;;) {
-                v = eng_job_wait(j, v, 1000);
-                pthread_mutex_lock(&j->mu);
-                int over = j->state == ENG_DONE || j->state == ENG_FAILED;
-                pthread_mutex_unlock(&j->mu);
-                if (over) break;
-            }
+            eng_job_wait_over(j);
             const struct item *it = &items[head];
             if (j->state != ENG_DONE) rc = fl_err_set(&err, FL_EINVAL, "item %ld: %s", head + 1, j->error);
             int ok = rc == 0 && answer_matches(j->choices[0].text ? j->choices[0].text : "",

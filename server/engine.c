@@ -105,6 +105,19 @@ int eng_job_wait(struct eng_job *j, int seen, int timeout_ms) {
 
 void eng_job_cancel(struct eng_job *j) { atomic_store(&j->cancelled, 1); }
 
+int eng_job_over(struct eng_job *j) {
+    pthread_mutex_lock(&j->mu);
+    int over = j->state == ENG_DONE || j->state == ENG_FAILED;
+    pthread_mutex_unlock(&j->mu);
+    return over;
+}
+
+void eng_job_wait_over(struct eng_job *j) {
+    int v = -1;
+    while (!eng_job_over(j))
+        v = eng_job_wait(j, v, 1000);
+}
+
 /* Publishes a change (caller holds j->mu). */
 static void bump(struct eng_job *j) {
     j->version++;

@@ -119,6 +119,10 @@ void eng_job_release(struct eng_job *j);
  * (locks and unlocks mu); returns the current version. */
 int eng_job_wait(struct eng_job *j, int seen, int timeout_ms);
 void eng_job_cancel(struct eng_job *j);
+/* Has the job ended (DONE or FAILED)?  (Locks mu.) */
+int eng_job_over(struct eng_job *j);
+/* Blocks until it has. */
+void eng_job_wait_over(struct eng_job *j);
 
 struct eng;
 

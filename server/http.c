@@ -177,13 +177,6 @@ static void observe_job(struct server *s, double t0, const struct api_req *r) {
     pthread_mutex_unlock(&j->mu);
 }
 
-static int job_over(struct eng_job *j) {
-    pthread_mutex_lock(&j->mu);
-    int over = j->state == ENG_DONE || j->state == ENG_FAILED;
-    pthread_mutex_unlock(&j->mu);
-    return over;
-}
-
 /* ---- streaming -------------------------------------------------------------------- */
 
 struct stream {
@@ -209,7 +202,7 @@ static ssize_t stream_read(void *cls, uint64_t pos, char *buf, size_t max) {
         x->out.len = 0;
         x->off = 0;
         api_stream_step(&s->api, &x->r, &x->st, &x->out);
-        if (!x->st.finished && job_over(x->r.job)) {
+        if (!x->st.finished && eng_job_over(x->r.job)) {
             pthread_mutex_lock(&x->r.job->mu);
             int failed = x->r.job->state == ENG_FAILED;
             pthread_mutex_unlock(&x->r.job->mu);
@@ -366,7 +359,7 @@ static enum MHD_Result generate(struct request *q, struct MHD_Connection *c) {
 
     /* not streaming: wait for the end, watching the client and the clock */
     int seen = -1, gone = 0, late = 0;
-    while (!job_over(r.job)) {
+    while (!eng_job_over(r.job)) {
         if (client_gone(fd)) {
             gone = 1;
             break;

@@ -6,7 +6,10 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "../model/flamingo.h"
 #include "../model/generate.h"
+#include "../model/tokenizer.h"
+#include "../server/engine.h"
 
 #include "../core/args.h"
 #include "../core/file.h"
@@ -164,4 +167,59 @@ const char *cli_default_model(struct fl_err *err) {
     fl_err_set(err, FL_EINVAL,
                "no model: give -m MODEL (the bundled weights/flamingo-tiny.safetensors is not there)");
     return NULL;
+}
+
+/* ---- prompts and job images (run, caption, eval) ------------------------------ */
+
+int cli_prompt_ids(const struct fm_model *m, const char *prompt, int n_images, int extra_tokens, int **ids,
+                   int *n_ids, struct fl_err *err) {
+    *ids = NULL;
+    *n_ids = 0;
+    size_t len = strlen(prompt);
+    if (len > CLI_MAX_PROMPT_BYTES)
+        return fl_err_set(err, FL_ELIMIT, "the prompt is over %d bytes", CLI_MAX_PROMPT_BYTES);
+    int cap = (int)len + 8;
+    if (!(*ids = malloc((size_t)cap * sizeof **ids))) return fl_err_set(err, FL_ENOMEM, "out of memory");
+    int rc = tok_encode(m->tok, prompt, len, *ids, cap, n_ids, err);
+    if (rc < 0) return rc;
+    if (*n_ids == 0) return fl_err_set(err, FL_EINVAL, "the prompt is empty");
+    int markers = 0;
+    for (int i = 0; i < *n_ids; i++)
+        markers += (*ids)[i] == m->cfg.tokens.media;
+    if (markers != n_images)
+        return fl_err_set(err, FL_EINVAL, "the prompt has %d <image> markers but %d images were given",
+                          markers, n_images);
+    const int ctx_len = m->cfg.lm.max_seq_len;
+    if ((long)*n_ids + extra_tokens > ctx_len)
+        return fl_err_set(err, FL_ELIMIT, "the prompt's %d tokens%s exceed the model's context of %d tokens",
+                          *n_ids, extra_tokens ? " and -n" : "", ctx_len);
+    return 0;
+}
+
+int cli_job_image(const struct fm_model *m, struct eng *e, const char *path, struct eng_image *im,
+                  int *cached, struct fl_err *err) {
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    struct img img = {0};
+    *cached = 0;
+    int rc = fl_read_file(path, IMG_DEFAULT_MAX_BYTES, &buf, &len, err);
+    if (rc == 0) {
+        ic_hash(buf, len, im->key);
+        if ((im->entry = eng_cache_get(e, im->key))) {
+            free(buf);
+            *cached = 1;
+            return 0;
+        }
+        rc = img_decode(buf, len, NULL, &img, err);
+    }
+    free(buf);
+    if (rc == 0) {
+        const int S = m->cfg.vision.image_size;
+        im->pixels = malloc((size_t)3 * S * S * sizeof(float));
+        rc = im->pixels ? pre_image(&img, &m->cfg.preprocess, im->pixels, err)
+                        : fl_err_set(err, FL_ENOMEM, "out of memory");
+    }
+    img_free(&img);
+    if (rc < 0) fl_err_prefix(err, "%s", path);
+    return rc;
 }

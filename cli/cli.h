@@ -43,6 +43,23 @@ int cli_gen_option(int c, const char *arg, struct gen_params *gp);
 /* Their help lines. */
 extern const char cli_gen_help[];
 
+/* A prompt's token ids (malloc'd into *ids), checked: at most
+ * CLI_MAX_PROMPT_BYTES, not empty, one <image> marker per image, and room
+ * for extra_tokens more in the context (extra_tokens: -n, or 0). */
+struct fm_model;
+#define CLI_MAX_PROMPT_BYTES (1 << 20)
+int cli_prompt_ids(const struct fm_model *m, const char *prompt, int n_images, int extra_tokens, int **ids,
+                   int *n_ids, struct fl_err *err);
+
+/* One image file into a job's image: its key is the SHA-256 of the file's
+ * bytes; when the engine's cache holds it, the entry is pinned (*cached set)
+ * and nothing is decoded, else the file is decoded and preprocessed into
+ * im->pixels.  Errors name the file. */
+struct eng;
+struct eng_image;
+int cli_job_image(const struct fm_model *m, struct eng *e, const char *path, struct eng_image *im,
+                  int *cached, struct fl_err *err);
+
 /* The model when -m is not given: $FLAMINGO_MODEL, else the bundled
  * weights/flamingo-tiny.safetensors beside the binary (its folder or the
  * folder above: ./flamingo and build-asan/flamingo both find it).  NULL

@@ -28,12 +28,8 @@
 
 #include "../core/args.h"
 #include "../core/clock.h"
-#include "../core/file.h"
-#include "../model/tokenizer.h"
 #include "../server/engine.h"
 #include "../server/sbuf.h"
-#include "../vision/img.h"
-#include "../vision/preprocess.h"
 #include "cli.h"
 
 #define CAP_MAX_FILES (1L << 26) /* 67 M paths per run */
@@ -191,34 +187,20 @@ static void finish(struct out *o, struct pending *p) {
 }
 
 /* One image into a job (or an error message). */
-static struct eng_job *prepare(const struct fm_model *m, const int *ids, int n_ids,
+static struct eng_job *prepare(const struct fm_model *m, struct eng *e, const int *ids, int n_ids,
                                const struct gen_params *gp, const char *const *stop, const char *path,
                                char *error) {
     struct fl_err err = {0};
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    struct img img = {0};
-    int rc = fl_read_file(path, IMG_DEFAULT_MAX_BYTES, &buf, &len, &err);
-    if (rc == 0) rc = img_decode(buf, len, NULL, &img, &err);
-    free(buf);
-    struct eng_job *j = NULL;
-    if (rc == 0) {
-        j = eng_job_new(n_ids, 1, 1);
-        if (!j) rc = fl_err_set(&err, FL_ENOMEM, "out of memory");
-    }
+    struct eng_job *j = eng_job_new(n_ids, 1, 1);
+    int rc = j ? 0 : fl_err_set(&err, FL_ENOMEM, "out of memory");
     if (rc == 0) {
         memcpy(j->prompt, ids, (size_t)n_ids * sizeof *ids);
         j->gp = *gp;
-        const int S = m->cfg.vision.image_size;
-        j->images[0].pixels = malloc((size_t)3 * S * S * sizeof(float));
-        if (!j->images[0].pixels || eng_job_set_stop(j, stop, gp->n_stop) < 0)
-            rc = fl_err_set(&err, FL_ENOMEM, "out of memory");
-        else
-            rc = pre_image(&img, &m->cfg.preprocess, j->images[0].pixels, &err);
-        if (rc == 0) ic_hash(j->images[0].pixels, (size_t)3 * S * S * sizeof(float), j->images[0].key);
+        if (eng_job_set_stop(j, stop, gp->n_stop) < 0) rc = fl_err_set(&err, FL_ENOMEM, "out of memory");
     }
-    img_free(&img);
+    if (rc == 0) rc = cli_job_image(m, e, path, &j->images[0], &j->cached_images, &err);
     if (rc < 0) {
+        if (j && j->images[0].entry) eng_cache_unpin(e, j->images[0].entry), j->images[0].entry = NULL;
         eng_job_release(j);
         snprintf(error, FL_ERR_MSG_SIZE, "%s", err.msg);
         return NULL;
@@ -327,23 +309,8 @@ int cmd_caption(int argc, char **argv) {
     int *ids = NULL, n_ids = 0;
     if (rc == 0) rc = fm_open(model, &m, &err);
     if (rc == 0 && !m->tok) rc = fl_err_set(&err, FL_EFORMAT, "%s: the model file has no tokenizer", model);
-    if (rc == 0) {
-        size_t len = strlen(prompt);
-        int cap = (int)len + 8;
-        ids = malloc((size_t)cap * sizeof *ids);
-        rc = ids ? tok_encode(m->tok, prompt, len, ids, cap, &n_ids, &err)
-                 : fl_err_set(&err, FL_ENOMEM, "oom");
-        int markers = 0;
-        for (int i = 0; rc == 0 && i < n_ids; i++)
-            markers += ids[i] == m->cfg.tokens.media;
-        if (rc == 0 && markers != 1)
-            rc = fl_err_set(&err, FL_EINVAL, "the prompt needs exactly one <image> marker (it has %d)",
-                            markers);
-        if (rc == 0 && (long)n_ids + gp.max_new_tokens > m->cfg.lm.max_seq_len)
-            rc = fl_err_set(&err, FL_ELIMIT,
-                            "the prompt's %d tokens and -n %d exceed the model's context of %d", n_ids,
-                            gp.max_new_tokens, m->cfg.lm.max_seq_len);
-    }
+    if (rc == 0 && (rc = cli_prompt_ids(m, prompt, 1, gp.max_new_tokens, &ids, &n_ids, &err)) == FL_EINVAL)
+        fl_err_prefix(&err, "the prompt needs exactly one <image> marker");
     if (rc == 0) rc = gen_check(&gp, &err);
     if (rc == 0) {
         struct eng_config ec;
@@ -376,7 +343,7 @@ int cmd_caption(int argc, char **argv) {
             while (tail < todo.n && tail - head < window) {
                 struct pending *p = &ring[tail % window];
                 p->path = todo.v[tail];
-                p->job = prepare(m, ids, n_ids, &gp, stops, p->path, p->error);
+                p->job = prepare(m, e, ids, n_ids, &gp, stops, p->path, p->error);
                 /* the queue holds the whole window: never full here */
                 if (p->job && eng_submit(e, p->job, &err) < 0) {
                     snprintf(p->error, sizeof p->error, "%s", err.msg);

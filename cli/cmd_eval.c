@@ -20,11 +20,7 @@
 #include <cJSON.h>
 
 #include "../core/clock.h"
-#include "../core/file.h"
-#include "../model/tokenizer.h"
 #include "../server/engine.h"
-#include "../vision/img.h"
-#include "../vision/preprocess.h"
 #include "cli.h"
 
 #define EVAL_MAX_ITEMS  1000000
@@ -98,47 +94,18 @@ static int parse_item(const char *line, size_t len, const char *dir, struct item
  * their bytes, so that the shots' images are encoded once). */
 static struct eng_job *make_job(const struct fm_model *m, struct eng *e, const struct item *it,
                                 const struct gen_params *gp, struct fl_err *err) {
-    size_t len = strlen(it->prompt);
-    int cap = (int)len + 8, n_ids = 0;
-    int *ids = malloc((size_t)cap * sizeof *ids);
-    if (!ids) return fl_err_set(err, FL_ENOMEM, "out of memory"), NULL;
-    int rc = tok_encode(m->tok, it->prompt, len, ids, cap, &n_ids, err), markers = 0;
-    for (int i = 0; rc == 0 && i < n_ids; i++)
-        markers += ids[i] == m->cfg.tokens.media;
-    if (rc == 0 && markers != it->n_images)
-        rc = fl_err_set(err, FL_EINVAL, "the prompt has %d <image> markers for %d images", markers,
-                        it->n_images);
-    if (rc == 0 && (long)n_ids + gp->max_new_tokens > m->cfg.lm.max_seq_len)
-        rc = fl_err_set(err, FL_ELIMIT, "the prompt's %d tokens and -n exceed the context", n_ids);
+    int *ids = NULL, n_ids = 0;
+    int rc = cli_prompt_ids(m, it->prompt, it->n_images, gp->max_new_tokens, &ids, &n_ids, err);
     struct eng_job *j = rc == 0 ? eng_job_new(n_ids, it->n_images, 1) : NULL;
     if (rc == 0 && !j) rc = fl_err_set(err, FL_ENOMEM, "out of memory");
     if (rc == 0) {
         memcpy(j->prompt, ids, (size_t)n_ids * sizeof *ids);
         j->gp = *gp;
     }
-    const int S = m->cfg.vision.image_size;
     for (int i = 0; rc == 0 && i < it->n_images; i++) {
-        uint8_t *buf = NULL;
-        size_t blen = 0;
-        struct img img = {0};
-        rc = fl_read_file(it->images[i], IMG_DEFAULT_MAX_BYTES, &buf, &blen, err);
-        if (rc == 0) {
-            ic_hash(buf, blen, j->images[i].key);
-            if ((j->images[i].entry = eng_cache_get(e, j->images[i].key))) {
-                free(buf);
-                j->cached_images++;
-                continue;
-            }
-            rc = img_decode(buf, blen, NULL, &img, err);
-        }
-        free(buf);
-        if (rc == 0) {
-            j->images[i].pixels = malloc((size_t)3 * S * S * sizeof(float));
-            rc = j->images[i].pixels ? pre_image(&img, &m->cfg.preprocess, j->images[i].pixels, err)
-                                     : fl_err_set(err, FL_ENOMEM, "out of memory");
-        }
-        img_free(&img);
-        if (rc < 0) fl_err_prefix(err, "%s", it->images[i]);
+        int cached = 0;
+        rc = cli_job_image(m, e, it->images[i], &j->images[i], &cached, err);
+        j->cached_images += cached;
     }
     free(ids);
     if (rc < 0 && j) {

@@ -18,8 +18,6 @@
 #include "../model/tokenizer.h"
 #include "cli.h"
 
-#define CLI_MAX_PROMPT_BYTES (1 << 20)
-
 /* Opens the model, tokenizes the prompt, checks the <image> count, and
  * encodes the images into a new context. */
 struct prepared {
@@ -41,24 +39,8 @@ static int prepare(const char *model, const char *const *images, int n_images, c
     int rc = fm_open(model, &p->m, err);
     if (rc < 0) return rc;
     if (!p->m->tok) return fl_err_set(err, FL_EFORMAT, "%s: the model file has no tokenizer", model);
-    size_t len = strlen(prompt);
-    if (len > CLI_MAX_PROMPT_BYTES)
-        return fl_err_set(err, FL_ELIMIT, "the prompt is over %d bytes", CLI_MAX_PROMPT_BYTES);
-    int cap = (int)len + 8;
-    p->ids = malloc((size_t)cap * sizeof *p->ids);
-    if (!p->ids) return fl_err_set(err, FL_ENOMEM, "out of memory");
-    if ((rc = tok_encode(p->m->tok, prompt, len, p->ids, cap, &p->n_ids, err)) < 0) return rc;
-    if (p->n_ids == 0) return fl_err_set(err, FL_EINVAL, "the prompt is empty");
-    int markers = 0;
-    for (int i = 0; i < p->n_ids; i++)
-        markers += p->ids[i] == p->m->cfg.tokens.media;
-    if (markers != n_images)
-        return fl_err_set(err, FL_EINVAL, "the prompt has %d <image> markers but %d images were given (-i)",
-                          markers, n_images);
+    if ((rc = cli_prompt_ids(p->m, prompt, n_images, extra_tokens, &p->ids, &p->n_ids, err)) < 0) return rc;
     const int ctx_len = p->m->cfg.lm.max_seq_len;
-    if ((long)p->n_ids + extra_tokens > ctx_len)
-        return fl_err_set(err, FL_ELIMIT, "the prompt's %d tokens%s exceed the model's context of %d tokens",
-                          p->n_ids, extra_tokens ? " and -n" : "", ctx_len);
     if ((rc = fm_ctx_init(p->m, n_images, 64, ctx_len, &p->ctx, err)) < 0) return rc;
     float *pixels = NULL;
     rc = cli_load_pixels(images, n_images, &p->m->cfg.preprocess, &pixels, err);

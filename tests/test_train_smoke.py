@@ -3,7 +3,7 @@ steps of every stage on a few images, under a minute), end to end: the file
 it writes loads in the C engine, and the engine agrees with the PyTorch
 reference on it (tests/bundled_check.py against that file: logits within 1e-4
 of their range, greedy answers identical on 50 held-out images).  The full
-training (about 40 minutes) is not run here."""
+training (about 56 minutes) is not run here."""
 import os
 import subprocess
 import sys

@@ -49,12 +49,12 @@ import text  # noqa: E402
 import world  # noqa: E402
 
 SEED = 1              # the training world; evalset.py uses another seed (EVAL_SEED there)
-FULL = dict(n_images=16000, a_steps=1400, a_batch=96, a_lr=2e-3,
-            b_steps=300, b_batch=48, b_lr=2e-3,
-            c_steps=1200, c_batch=32, c_lr=2e-3, c2_steps=1400, c2_lr=2e-3, c2_gate_lr_mult=5.0)
+FULL = dict(n_images=24000, a_steps=1500, a_batch=96, a_lr=2e-3,
+            b_steps=1500, b_batch=48, b_lr=2e-3, b_same=0.6, b_probe=200,
+            c_steps=2400, c_batch=32, c_lr=2e-3, c_gate0=0.5)
 SMOKE = dict(n_images=192, a_steps=4, a_batch=32, a_lr=1e-3,
-             b_steps=4, b_batch=8, b_lr=1e-3,
-             c_steps=4, c_batch=8, c_lr=1e-3, c2_steps=3, c2_lr=1e-3, c2_gate_lr_mult=5.0)
+             b_steps=4, b_batch=8, b_lr=1e-3, b_same=0.6, b_probe=5,
+             c_steps=4, c_batch=8, c_lr=1e-3, c_gate0=0.5)
 QTYPE_P = {"caption": 0.24, "color": 0.12, "shape": 0.12, "count": 0.18, "position": 0.22, "presence": 0.12}
 N_CHUNKS_P = [0.35, 0.25, 0.25, 0.15]      # 1, 2, 3, 4 chunks per sequence
 
@@ -262,8 +262,52 @@ def next_token_loss(logits, ids, mask):
     return (ce * w).sum() / w.sum().clamp(min=1)
 
 
+def same_scene_sequence(rng, tok, n):
+    """Stage b only: n chunks about ONE scene (a caption first, most of the time, then
+    questions), so that the text alone asks the language model to find, in its context, what a
+    question is about and to copy the attribute it needs. That is the skill the frozen model must
+    already have for stage c, where the cross-attention puts the scene into the residual stream
+    instead of a caption (tools/train/README.md, "Why stage b reads scenes from context")."""
+    objs = world.sample_objects(rng)
+    types = list(QTYPE_P)
+    probs = np.array([QTYPE_P[t] for t in types])
+    ids = []
+    for c in range(n):
+        for _try in range(20):
+            qt = "caption" if (c == 0 and rng.random() < 0.7) else types[int(rng.choice(len(types), p=probs))]
+            pa = text.prompt_and_answer(objs, qt, rng, "colour" if rng.random() < 0.1 else "color")
+            if pa is not None:
+                break
+        ids += text.chunk_ids(tok, pa[0], pa[1])[0]
+    return ids, [0] + [1] * (len(ids) - 1), []
+
+
+def retrieval_accuracy(m, tok, seed, n=200):
+    """How often the text-only LM answers a question from a caption of the same scene earlier in
+    its context (greedy first token == the answer's first token), per question type."""
+    rng = np.random.default_rng([seed, 210])
+    out = {}
+    with torch.no_grad():
+        for qt in ("color", "shape", "count", "presence"):
+            ok = total = 0
+            while total < n:
+                objs = world.sample_objects(rng)
+                pa = text.prompt_and_answer(objs, qt, rng)
+                if pa is None:
+                    continue
+                ctx = text.chunk_ids(tok, *text.prompt_and_answer(objs, "caption", rng))[0]
+                ids = ctx + tok.encode(pa[0])
+                logits = M.lm_forward(m, torch.tensor([ids]), xattn=False)[0, -1]
+                ok += int(logits.argmax()) == tok.encode(pa[1])[0]
+                total += 1
+            out[qt] = ok / total
+    return out
+
+
 def stage_b(m, tok, hp, seed):
-    """The language model alone, on text (xattn blocks skipped, <image> is just a token)."""
+    """The language model alone, on text (xattn blocks skipped, <image> is just a token). Half
+    the sequences are chunks about unrelated scenes (as the few-shot prompts are), half are
+    chunks about one scene (same_scene_sequence)."""
     lang = m.lang_encoder
     params = [p for n, p in lang.named_parameters() if "gated_cross_attn_layer" not in n]
     opt = torch.optim.AdamW(params, lr=hp["b_lr"], weight_decay=0.01)
@@ -271,9 +315,14 @@ def stage_b(m, tok, hp, seed):
     t0 = time.time()
     for step in range(hp["b_steps"]):
         n = n_chunks(rng)        # one chunk count per batch: little padding
-        seqs = [sample_sequence(rng, tok, lambda i: world.sample_objects(rng), 1, n) for _ in range(hp["b_batch"])]
-        # the LM learns the whole text, not only the answers: every token but padding
-        seqs = [(i, [0] + [1] * (len(i) - 1), g) for i, _, g in seqs]
+        seqs = []
+        for _ in range(hp["b_batch"]):
+            if rng.random() < hp["b_same"]:
+                seqs.append(same_scene_sequence(rng, tok, max(2, n)))
+            else:
+                ids, _, g = sample_sequence(rng, tok, lambda i: world.sample_objects(rng), 1, n)
+                # the LM learns the whole text, not only the answers: every token but padding
+                seqs.append((ids, [0] + [1] * (len(ids) - 1), g))
         ids, mask = collate(seqs, tok.pad)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, hp["b_steps"], hp["b_lr"], 100)
@@ -284,27 +333,31 @@ def stage_b(m, tok, hp, seed):
         opt.step()
         if step % 100 == 0 or step == hp["b_steps"] - 1:
             log(f"b {step}/{hp['b_steps']} loss {loss.item():.3f} ({time.time() - t0:.0f}s)")
+    acc = retrieval_accuracy(m, tok, seed, hp["b_probe"])
+    log("b answers from a caption in context: " + " ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+    return acc
 
 
-def stage_c(m, tok, feats, truths, hp, seed, phase=1):
+def stage_c(m, tok, feats, truths, hp, seed):
     """Perceiver + gated cross-attention on interleaved sequences; everything else frozen.
-    Phase 2 is a warm restart: a fresh AdamW and a new warm-up and cosine, from phase 1's
-    weights, with the gates' learning rate raised (they open slowly)."""
-    steps, lr = (hp["c_steps"], hp["c_lr"]) if phase == 1 else (hp["c2_steps"], hp["c2_lr"])
-    gate_mult = 1.0 if phase == 1 else hp["c2_gate_lr_mult"]
+    The gates start at c_gate0 (tanh 0.46), not at OpenFlamingo's 0: with a closed gate the
+    blocks get no gradient but through the gate itself, and at this scale they then took
+    thousands of steps to open (tools/train/README.md)."""
+    steps, lr = hp["c_steps"], hp["c_lr"]
     for p in m.parameters():
         p.requires_grad_(False)
     train = list(m.perceiver.parameters())
     for layer in m.lang_encoder.layers():
         if layer.gated_cross_attn_layer is not None:
-            train += list(layer.gated_cross_attn_layer.parameters())
+            blk = layer.gated_cross_attn_layer
+            with torch.no_grad():
+                blk.attn_gate.fill_(hp["c_gate0"])
+                blk.ff_gate.fill_(hp["c_gate0"])
+            train += list(blk.parameters())
     for p in train:
         p.requires_grad_(True)
-    gates = [p for p in train if p.dim() == 1 and p.numel() == 1]
-    others = [p for p in train if not (p.dim() == 1 and p.numel() == 1)]
-    opt = torch.optim.AdamW([{"params": others, "mult": 1.0}, {"params": gates, "mult": gate_mult}],
-                            lr=lr, weight_decay=0.01)
-    rng = np.random.default_rng([seed, 300 + phase - 1])
+    opt = torch.optim.AdamW(train, lr=lr, weight_decay=0.01)
+    rng = np.random.default_rng([seed, 300])
     n_pool = len(truths)
     t0 = time.time()
     ema = None
@@ -324,7 +377,7 @@ def stage_c(m, tok, feats, truths, hp, seed, phase=1):
             at += k
         media = media.index_put((torch.tensor(rows), torch.tensor(cols)), lat)
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, 50) * g["mult"]
+            g["lr"] = lr_at(step, steps, lr, 50)
         loss = next_token_loss(M.lm_forward(m, ids, media), ids, mask)
         opt.zero_grad()
         loss.backward()
@@ -333,7 +386,7 @@ def stage_c(m, tok, feats, truths, hp, seed, phase=1):
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
         if step % 100 == 0 or step == steps - 1:
             gates = [round(float(l.gated_cross_attn_layer.attn_gate.tanh()), 3) for l in m.lang_encoder.layers()]
-            log(f"c{phase} {step}/{steps} loss {loss.item():.3f} ema {ema:.3f} attn gates {gates} "
+            log(f"c {step}/{steps} loss {loss.item():.3f} ema {ema:.3f} attn gates {gates} "
                 f"({time.time() - t0:.0f}s)")
     for p in m.parameters():
         p.requires_grad_(True)
@@ -373,7 +426,6 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--workers", type=int, default=2, help="processes rendering images")
     ap.add_argument("--reuse-images", action="store_true", help="load stage 0's images from --work if there")
-    ap.add_argument("--resume-c2", help="a model file written after stage c phase 1: run only phase 2")
     ap.add_argument("--set", action="append", default=[], help="override a hyperparameter, e.g. c_steps=100")
     args = ap.parse_args()
     hp = dict(SMOKE if args.smoke else FULL)
@@ -409,32 +461,20 @@ def main():
     times["0_images"] = time.time() - t
     log(f"stage 0: {len(truths)} images in {times['0_images']:.0f}s")
 
-    if args.resume_c2:
-        # the model file written after stage c phase 1 (an earlier run of this recipe)
-        tensors, meta = stfile.read(args.resume_c2)
-        assert meta["tokenizer"] == tok_json and json.loads(meta["config"]) == cfg
-        m.load_state_dict({k: torch.from_numpy(np.asarray(v, np.float32)) for k, v in tensors.items()})
-        info_a = None
-        log(f"resumed from {args.resume_c2}: stages a, b and c phase 1 skipped")
-    else:
-        t = time.time()
-        info_a = stage_a(m, images, truths, hp, SEED)
-        times["a_vision"] = time.time() - t
-        t = time.time()
-        stage_b(m, tok, hp, SEED)
-        times["b_lm"] = time.time() - t
+    t = time.time()
+    info_a = stage_a(m, images, truths, hp, SEED)
+    times["a_vision"] = time.time() - t
+    t = time.time()
+    info_b = stage_b(m, tok, hp, SEED)
+    times["b_lm"] = time.time() - t
 
     t = time.time()
     m.eval()
     feats = M.vision_features(m, M.normalize(images))   # frozen: computed once
     times["c_features"] = time.time() - t
-    if not args.resume_c2:
-        t = time.time()
-        stage_c(m, tok, feats, truths, hp, SEED, phase=1)
-        times["c_xattn"] = time.time() - t
     t = time.time()
-    stage_c(m, tok, feats, truths, hp, SEED, phase=2)
-    times["c2_xattn"] = time.time() - t
+    stage_c(m, tok, feats, truths, hp, SEED)
+    times["c_xattn"] = time.time() - t
 
     m.eval()
     os.makedirs(os.path.dirname(os.path.abspath(out)), exist_ok=True)
@@ -444,7 +484,7 @@ def main():
     log(f"wrote {out} ({os.path.getsize(out)} bytes); times " + json.dumps({k: round(v) for k, v in times.items()}))
     os.makedirs(args.work, exist_ok=True)
     with open(os.path.join(args.work, "smoke.json" if args.smoke else "train.json"), "w") as f:
-        json.dump({"hp": hp, "times_s": times, "vision_heldout": info_a, "params": n_params, "out": out}, f, indent=1)
+        json.dump({"hp": hp, "times_s": times, "vision_heldout": info_a, "lm_context_answers": info_b, "params": n_params, "out": out}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -117,8 +117,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8080
 run: $(BIN)
 	@echo "flamingo: serving $(MODEL) on http://$(HOST):$(PORT)/ (the web page; Ctrl-C stops)"
-	@echo "  curl http://$(HOST):$(PORT)/v1/chat/completions -H 'Content-Type: application/json' \\"
-	@echo "    -d '{\"messages\":[{\"role\":\"user\",\"content\":\"Hello\"}],\"max_tokens\":16}'"
+	@echo "  curl http://$(HOST):$(PORT)/v1/caption -H 'Content-Type: image/jpeg' --data-binary @photo.jpg"
 	@exec ./$(BIN) serve -m $(MODEL) --host $(HOST) --port $(PORT)
 
 # The bundled model's accuracy, computed by the C engine on a held-out set

@@ -7,7 +7,9 @@ package-lock.json and installed with `npm ci` on first use):
 - headless Chromium (Debian's chromium, through puppeteer-core) loads the
   web page at /, uploads a photo, asks with the keyboard, and the answer
   that appears equals the server's greedy answer to the same request; a
-  screenshot goes to $BUILD/test-logs/web.png.
+  screenshot goes to $BUILD/test-logs/web.png;
+- the same page on the bundled model: a photo of a red circle, "What color
+  is the circle?", and the answer must be "red" (web-bundled.png).
 """
 import json
 import os
@@ -21,6 +23,7 @@ from server_util import FIX, Server, data_uri, sanitizer_report  # noqa: E402
 NODE_DIR = os.path.join(HERE, "node")
 CAT = os.path.join(FIX, "img", "cat.jpg")
 MODEL = os.path.join(FIX, "of_mpt.safetensors")
+BUNDLED = os.path.join(os.path.dirname(HERE), "weights", "flamingo-tiny.safetensors")
 
 
 def npm_ready():
@@ -80,6 +83,25 @@ def main():
             print(("ok  " if ok else "FAIL") + f" the web page in Chromium, question {question!r}: {r['answer']!r}"
                   f" (screenshot {shot})")
             fails += not ok
+    finally:
+        code, out = srv.stop()
+    if code != 0 or sanitizer_report(out):
+        print(f"FAIL server exit {code}\n{out[-3000:]}")
+        fails += 1
+    # the bundled model answers a question about a photo through the page
+    from PIL import Image, ImageDraw
+    shot = os.path.join(os.environ.get("BUILD", "build"), "test-logs", "web-bundled.png")
+    circle = os.path.join(os.environ.get("BUILD", "build"), "test-logs", "red-circle.jpg")
+    im = Image.new("RGB", (480, 360), (235, 235, 225))
+    ImageDraw.Draw(im).ellipse((170, 110, 310, 250), fill=(210, 30, 35))
+    im.save(circle, quality=90)
+    srv = Server(BUNDLED)
+    try:
+        r = node("web.mjs", srv.base, circle, "What color is the circle?", shot)
+        ok = r["answer"].strip() == "red"
+        print(("ok  " if ok else "FAIL") + f" the bundled model in the page: 'What color is the circle?' -> "
+              f"{r['answer']!r} (screenshot {shot})")
+        fails += not ok
     finally:
         code, out = srv.stop()
     if code != 0 or sanitizer_report(out):

@@ -13,9 +13,9 @@ Stages:
      the ground truth: per patch, "an object's centre lies here" with its shape, colour and
      offset; per image, how many objects of each shape and colour
   b  the language model (GPT-NeoX) pretrained on the text alone: interleaved caption / question
-     chunks with <image> markers but no pixels
+     chunks with <image> markers but no pixels, about unrelated scenes or several about one scene
   c  both frozen; only the Perceiver Resampler and the gated cross-attention layers trained on
-     interleaved image-text sequences of 1-4 chunks (few-shot examples included)
+     interleaved image-text sequences of 1-4 chunks (few-shot examples included), gates from 0.5
 Then the model file is written with weights/stfile.py and read back with the reference
 (tests/reference/flamingo_ref.py), whose logits must equal the training model's.
 
@@ -267,7 +267,7 @@ def same_scene_sequence(rng, tok, n):
     questions), so that the text alone asks the language model to find, in its context, what a
     question is about and to copy the attribute it needs. That is the skill the frozen model must
     already have for stage c, where the cross-attention puts the scene into the residual stream
-    instead of a caption (tools/train/README.md, "Why stage b reads scenes from context")."""
+    instead of a caption (tools/train/README.md, "What limits the model")."""
     objs = world.sample_objects(rng)
     types = list(QTYPE_P)
     probs = np.array([QTYPE_P[t] for t in types])
@@ -305,9 +305,9 @@ def retrieval_accuracy(m, tok, seed, n=200):
 
 
 def stage_b(m, tok, hp, seed):
-    """The language model alone, on text (xattn blocks skipped, <image> is just a token). Half
-    the sequences are chunks about unrelated scenes (as the few-shot prompts are), half are
-    chunks about one scene (same_scene_sequence)."""
+    """The language model alone, on text (xattn blocks skipped, <image> is just a token). A share
+    b_same of the sequences are chunks about one scene (same_scene_sequence), the others chunks
+    about unrelated scenes, as few-shot prompts are."""
     lang = m.lang_encoder
     params = [p for n, p in lang.named_parameters() if "gated_cross_attn_layer" not in n]
     opt = torch.optim.AdamW(params, lr=hp["b_lr"], weight_decay=0.01)

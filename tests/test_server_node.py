@@ -16,6 +16,8 @@ import os
 import subprocess
 import sys
 
+from PIL import Image, ImageDraw
+
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from server_util import FIX, Server, data_uri, sanitizer_report  # noqa: E402
@@ -24,6 +26,15 @@ NODE_DIR = os.path.join(HERE, "node")
 CAT = os.path.join(FIX, "img", "cat.jpg")
 MODEL = os.path.join(FIX, "of_mpt.safetensors")
 BUNDLED = os.path.join(os.path.dirname(HERE), "weights", "flamingo-tiny.safetensors")
+
+
+def stop_failed(srv):
+    """Stop the server: 1 (and the end of its output) if it exited badly or a sanitizer spoke."""
+    code, out = srv.stop()
+    if code != 0 or sanitizer_report(out):
+        print(f"FAIL server exit {code}\n{out[-3000:]}")
+        return 1
+    return 0
 
 
 def npm_ready():
@@ -63,10 +74,7 @@ def main():
         print(("ok  " if ok else "FAIL") + " the openai package: streaming and not, equal to a hand-made request")
         fails += not ok
     finally:
-        code, out = srv.stop()
-    if code != 0 or sanitizer_report(out):
-        print(f"FAIL server exit {code}\n{out[-3000:]}")
-        fails += 1
+        fails += stop_failed(srv)
 
     srv = Server(MODEL)
     try:
@@ -84,12 +92,8 @@ def main():
                   f" (screenshot {shot})")
             fails += not ok
     finally:
-        code, out = srv.stop()
-    if code != 0 or sanitizer_report(out):
-        print(f"FAIL server exit {code}\n{out[-3000:]}")
-        fails += 1
+        fails += stop_failed(srv)
     # the bundled model answers a question about a photo through the page
-    from PIL import Image, ImageDraw
     shot = os.path.join(os.environ.get("BUILD", "build"), "test-logs", "web-bundled.png")
     circle = os.path.join(os.environ.get("BUILD", "build"), "test-logs", "red-circle.jpg")
     im = Image.new("RGB", (480, 360), (235, 235, 225))
@@ -103,10 +107,7 @@ def main():
               f"{r['answer']!r} (screenshot {shot})")
         fails += not ok
     finally:
-        code, out = srv.stop()
-    if code != 0 or sanitizer_report(out):
-        print(f"FAIL server exit {code}\n{out[-3000:]}")
-        fails += 1
+        fails += stop_failed(srv)
     print(f"{fails} failures")
     return 1 if fails else 0
 

@@ -4,7 +4,7 @@
  * number means something only as a ratio to a limit measured alongside it).
  *
  *   flamingo bench --synthetic vit-l-14 [-t THREADS] [--json]
- *   flamingo bench --synthetic openflamingo-3b [-t THREADS] [--json]
+ *   flamingo bench --synthetic openflamingo-3b [--dtype f32] [-t THREADS] [--json]
  *
  * Limit: OpenBLAS sgemm GFLOP/s on the shape of the tower's MLP GEMM (8
  * images x 257 tokens, 1024 -> 4096).  Figure: CLIP ViT-L/14 encode time per
@@ -14,12 +14,18 @@
  * the encode runs too and every figure is a best of several runs: the ratio
  * compares best with best, taken minutes apart at most.
  *
- * openflamingo-3b: the language side at OpenFlamingo-3B's shape (MPT-1B with
- * a cross-attention block before each of its 24 layers, 2.2 B parameters,
- * float32) with random weights and one image's random latents.  Prefill of a
- * 1-image 64-token prompt (FLOP rate against sgemm), then single-sequence
- * decode (bytes of weights read per token x tokens/s against the measured
- * memory read bandwidth).
+ * openflamingo-3b: the whole model at OpenFlamingo-3B's shape (ViT-L/14, a
+ * 6-layer Perceiver, MPT-1B with a cross-attention block before each of its
+ * 24 layers; 2.2 B parameters on the language side), float32, random
+ * weights, in one run: vision encode at batch 1 and 8 (FLOP rate against
+ * sgemm), the Perceiver (ms per image), prefill of a 1-image 64-token and a 4-image
+ * 512-token prompt (against sgemm), decode of 1 sequence (bytes of weights
+ * read per token x tokens/s against the measured read bandwidth) and of 4,
+ * 8 and 16 sequences batched (lm_forward_batch: one GEMM per Linear),
+ * time to first token for a new image (encode, resample, the image's keys
+ * and values, prefill) and for one whose keys and values are cached, as the
+ * server's image cache holds them, and the peak RSS.  --dtype names the
+ * weight format; only f32 exists so far.
  */
 #include "bench.h"
 
@@ -27,12 +33,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "../core/args.h"
 #include "../core/clock.h"
 #include "../core/mat.h"
 #include "../core/pool.h"
 #include "../model/lm.h"
+#include "../model/perceiver.h"
 #include "../vision/clip.h"
 #include "../weights/st.h"
 #include "synth.h"
@@ -183,93 +191,236 @@ static double mem_bandwidth(int threads) {
     return best;
 }
 
-static int bench_of3b(int json) {
-    struct fl_err err = {0};
+/* The stages of a request at OpenFlamingo-3B's shape, random weights, one
+ * run.  Timings are best-of-a-few where a stage is short; each figure comes
+ * with its limit (see the header). */
+struct of3b {
     struct fl_config cfg;
-    cfg_parse("{\"vision\": {}, \"lm\": {}}", &cfg, &err); /* all defaults: OpenFlamingo-3B */
-    uint8_t *buf = NULL;
-    size_t len = 0;
-    struct st_file *f = NULL;
-    struct lm_model *lm = NULL;
-    struct lm_media *media = NULL;
-    struct lm_seq *seq = NULL;
-    struct lm_scratch *sc = NULL;
-    float *latents = NULL, *logits = NULL;
-    const int n_prompt = 64, n_decode = 16;
+    uint8_t *vbuf, *lbuf;
+    size_t vlen, llen;
+    struct st_file *vf, *lf;
+    struct clip_model *clip;
+    struct clip_state *cs;
+    struct perc_model *perc;
+    struct perc_state *ps;
+    struct lm_model *lm;
+    struct lm_media *media;
+    struct lm_seq *seq[16];
+    struct lm_scratch *sc;
+    float *px, *tokens, *latents, *kv, *logits;
+};
+
+static void of3b_free(struct of3b *b) {
+    free(b->px);
+    free(b->tokens);
+    free(b->latents);
+    free(b->kv);
+    free(b->logits);
+    lm_scratch_free(b->sc);
+    for (int i = 0; i < 16; i++) lm_seq_free(b->seq[i]);
+    lm_media_free(b->media);
+    lm_free(b->lm);
+    perc_state_free(b->ps);
+    perc_free(b->perc);
+    clip_state_free(b->cs);
+    clip_free(b->clip);
+    st_close(b->lf);
+    st_close(b->vf);
+    free(b->lbuf);
+    free(b->vbuf);
+}
+
+/* n prompt ids: <image> at every (n / images)-th position from 0, the rest
+ * arbitrary words. */
+static void of3b_prompt(const struct fl_config *c, int *ids, int n, int images) {
+    for (int i = 0; i < n; i++) ids[i] = 1 + (i * 7919) % (c->lm.vocab_size - 1000);
+    for (int k = 0; k < images; k++) ids[k * (n / images)] = c->tokens.media;
+}
+
+/* One image's keys and values, from pixels: encode, resample, project (what
+ * the server does for an image it has not seen). */
+static void of3b_image(struct of3b *b, float *kv) {
+    clip_encode(b->clip, b->cs, b->px, 1, b->tokens);
+    perc_forward(b->perc, b->ps, b->tokens, 1, b->latents);
+    lm_media_kv(b->lm, b->latents, kv);
+}
+
+static int bench_of3b(int json, const char *dtype) {
+    struct fl_err err = {0};
+    struct of3b b = {0};
+    struct fl_config *c = &b.cfg;
+    enum { B8 = 8, NSEQ = 16, N64 = 64, N512 = 512, NDEC = 16, NBATCH = 8 };
+    static int ids[N512];
     int rc;
+    cfg_parse("{\"vision\": {}, \"lm\": {}}", c, &err); /* all defaults: OpenFlamingo-3B */
 
     if (!json) fprintf(stderr, "bench: measuring sgemm and memory bandwidth...\n");
-    double gemm = sgemm_gflops(8 * 257, 4096, 1024, 5);
+    const int gm = 8 * 257, gn = 4096, gk = 1024;
+    double gemm = sgemm_gflops(gm, gn, gk, 5);
     double bw = mem_bandwidth(mat_threads());
-    if (!json) fprintf(stderr, "bench: building the OpenFlamingo-3B language side with random weights (8.8 GB)...\n");
-    if ((rc = synth_lm(&cfg, 3, &buf, &len, &err)) < 0 ||
-        (rc = st_open_memory(buf, len, "synthetic-openflamingo-3b", &f, &err)) < 0 ||
-        (rc = cfg_parse(st_metadata(f, "config"), &cfg, &err)) < 0 || (rc = lm_load(f, &cfg, &lm, &err)) < 0 ||
-        (rc = lm_media_init(lm, 1, &media, &err)) < 0 || (rc = lm_seq_init(lm, n_prompt + n_decode, &seq, &err)) < 0 ||
-        (rc = lm_scratch_init(lm, n_prompt, n_prompt + n_decode, &sc, &err)) < 0)
+
+    if (!json) fprintf(stderr, "bench: building OpenFlamingo-3B with random weights (about 10 GB)...\n");
+    if ((rc = synth_vision_perceiver(c, 1, &b.vbuf, &b.vlen, &err)) < 0 ||
+        (rc = st_open_memory(b.vbuf, b.vlen, "synthetic-vit-perceiver", &b.vf, &err)) < 0 ||
+        (rc = clip_load(b.vf, &c->vision, "vision_encoder.", &b.clip, &err)) < 0 ||
+        (rc = clip_state_init(b.clip, B8, &b.cs, &err)) < 0 ||
+        (rc = perc_load(b.vf, &c->perceiver, c->vision.width, clip_out_tokens(b.clip), &b.perc, &err)) < 0 ||
+        (rc = perc_state_init(b.perc, B8, &b.ps, &err)) < 0 || (rc = synth_lm(c, 3, &b.lbuf, &b.llen, &err)) < 0 ||
+        (rc = st_open_memory(b.lbuf, b.llen, "synthetic-openflamingo-3b", &b.lf, &err)) < 0 ||
+        (rc = cfg_parse(st_metadata(b.lf, "config"), c, &err)) < 0 || (rc = lm_load(b.lf, c, &b.lm, &err)) < 0 || (rc = lm_media_init_ref(b.lm, 4, &b.media, &err)) < 0 ||
+        (rc = lm_scratch_init(b.lm, N512, N512 + NDEC, &b.sc, &err)) < 0)
         goto done;
-    const int L = cfg.perceiver.num_latents, Wv = cfg.vision.width, V = cfg.lm.vocab_size;
-    latents = malloc((size_t)L * Wv * sizeof *latents);
-    logits = malloc((size_t)V * sizeof *logits);
-    if (!latents || !logits) {
+    for (int i = 0; i < NSEQ; i++)
+        if ((rc = lm_seq_init(b.lm, N512 + NDEC, &b.seq[i], &err)) < 0) goto done;
+    const size_t S = (size_t)c->vision.image_size, px1 = 3 * S * S;
+    const size_t tok1 = (size_t)clip_out_tokens(b.clip) * c->vision.width;
+    const size_t lat1 = (size_t)c->perceiver.num_latents * c->vision.width, kv1 = lm_media_kv_floats(b.lm);
+    const int V = c->lm.vocab_size;
+    b.px = malloc(B8 * px1 * sizeof *b.px);
+    b.tokens = malloc(B8 * tok1 * sizeof *b.tokens);
+    b.latents = malloc(B8 * lat1 * sizeof *b.latents);
+    b.kv = malloc(4 * kv1 * sizeof *b.kv);
+    b.logits = malloc((size_t)NSEQ * V * sizeof *b.logits);
+    if (!b.px || !b.tokens || !b.latents || !b.kv || !b.logits) {
         rc = fl_err_set(&err, FL_ENOMEM, "out of memory");
         goto done;
     }
-    for (int i = 0; i < L * Wv; i++) latents[i] = (float)((i * 7919) % 2001) / 1000.0f - 1.0f;
-    if ((rc = lm_media_add(lm, media, latents, &err)) < 0) goto done;
-    int ids[64];
-    ids[0] = cfg.tokens.media;
-    for (int i = 1; i < n_prompt; i++) ids[i] = (i * 7919) % 50000;
-    if (!json) fprintf(stderr, "bench: prefill and decode...\n");
-    /* warm-up pass: page the weights in */
-    if ((rc = lm_forward(lm, seq, media, sc, ids, n_prompt, logits, 0, &err)) < 0) goto done;
-    double prefill = 1e30, decode = 0;
-    for (int r = 0; r < 2; r++) {
-        lm_seq_reset(seq);
+    for (size_t i = 0; i < B8 * px1; i++) b.px[i] = (float)((i * 2654435761u) % 1000) / 500.0f - 1.0f;
+
+    /* vision and Perceiver */
+    if (!json) fprintf(stderr, "bench: vision encoder and Perceiver...\n");
+    clip_encode(b.clip, b.cs, b.px, 1, b.tokens); /* warm-up: page in weights and scratch */
+    double vis1 = time_encode(b.clip, b.cs, b.px, 1, b.tokens, 3);
+    gemm = max2(gemm, sgemm_gflops(gm, gn, gk, 3));
+    double vis8 = time_encode(b.clip, b.cs, b.px, B8, b.tokens, 2) / B8;
+    gemm = max2(gemm, sgemm_gflops(gm, gn, gk, 3));
+    double perc = 1e30;
+    for (int r = 0; r < 4; r++) {
         double t0 = fl_now();
-        if ((rc = lm_forward(lm, seq, media, sc, ids, n_prompt, logits, 0, &err)) < 0) goto done;
+        perc_forward(b.perc, b.ps, b.tokens, 1, b.latents);
         double dt = fl_now() - t0;
-        if (dt < prefill) prefill = dt;
+        if (r > 0 && dt < perc) perc = dt;
     }
+    for (int k = 0; k < 4; k++) lm_media_kv(b.lm, b.latents, b.kv + k * kv1);
+    for (int k = 0; k < 4; k++)
+        if ((rc = lm_media_add_ref(b.lm, b.media, b.kv + k * kv1, &err)) < 0) goto done;
+
+    /* prefill: 1 image + 64 tokens, 4 images + 512 tokens */
+    if (!json) fprintf(stderr, "bench: prefill...\n");
+    double pre64 = 1e30, pre512 = 1e30;
+    of3b_prompt(c, ids, N64, 1);
+    for (int r = 0; r < 3; r++) { /* the first pass pages the weights in */
+        lm_seq_reset(b.seq[0]);
+        double t0 = fl_now();
+        if ((rc = lm_forward(b.lm, b.seq[0], b.media, b.sc, ids, N64, b.logits, 0, &err)) < 0) goto done;
+        double dt = fl_now() - t0;
+        if (r > 0 && dt < pre64) pre64 = dt;
+    }
+    of3b_prompt(c, ids, N512, 4);
+    for (int r = 0; r < 2; r++) {
+        lm_seq_reset(b.seq[1]);
+        double t0 = fl_now();
+        if ((rc = lm_forward(b.lm, b.seq[1], b.media, b.sc, ids, N512, b.logits, 0, &err)) < 0) goto done;
+        double dt = fl_now() - t0;
+        if (dt < pre512) pre512 = dt;
+    }
+
+    /* time to first token: a new image (encode, resample, keys and values,
+     * prefill), and an image whose keys and values are cached (prefill) */
+    double ttft_new = 1e30, ttft_cached = 1e30;
+    of3b_prompt(c, ids, N64, 1);
+    for (int r = 0; r < 2; r++) {
+        lm_media_clear(b.media);
+        lm_seq_reset(b.seq[0]);
+        double t0 = fl_now();
+        of3b_image(&b, b.kv);
+        if ((rc = lm_media_add_ref(b.lm, b.media, b.kv, &err)) < 0 ||
+            (rc = lm_forward(b.lm, b.seq[0], b.media, b.sc, ids, N64, b.logits, 0, &err)) < 0)
+            goto done;
+        double dt = fl_now() - t0;
+        if (dt < ttft_new) ttft_new = dt;
+        lm_seq_reset(b.seq[0]);
+        t0 = fl_now();
+        if ((rc = lm_forward(b.lm, b.seq[0], b.media, b.sc, ids, N64, b.logits, 0, &err)) < 0) goto done;
+        dt = fl_now() - t0;
+        if (dt < ttft_cached) ttft_cached = dt;
+    }
+
+    /* decode: one sequence, then batches of 4, 8 and 16 sequences that each
+     * hold the 64-token prompt */
+    if (!json) fprintf(stderr, "bench: decode...\n");
     double t0 = fl_now();
-    for (int i = 0; i < n_decode; i++) {
-        int next = (i * 31) % 50000;
-        if ((rc = lm_forward(lm, seq, media, sc, &next, 1, logits, 0, &err)) < 0) goto done;
+    for (int i = 0; i < NDEC; i++) {
+        int next = 1 + (i * 31) % 50000;
+        if ((rc = lm_forward(b.lm, b.seq[0], b.media, b.sc, &next, 1, b.logits, 0, &err)) < 0) goto done;
     }
-    decode = (fl_now() - t0) / n_decode;
-    gemm = max2(gemm, sgemm_gflops(8 * 257, 4096, 1024, 3));
-    /* every weight but the embedding rows is read once per decoded token */
-    double bytes = (double)len - (double)V * cfg.lm.d_model * 4 * 0; /* tied: wte is read for the logits */
-    double params = bytes / 4.0;
-    double prefill_tps = n_prompt / prefill, decode_tps = 1.0 / decode;
-    double prefill_gflops = 2.0 * params * n_prompt / prefill * 1e-9;
-    double decode_ratio = bytes * decode_tps * 1e-9 / bw;
+    double dec1 = NDEC / (fl_now() - t0);
+    double dec_n[3] = {0};
+    const int widths[3] = {4, 8, 16};
+    int next[NSEQ];
+    struct lm_group g[NSEQ];
+    for (int w = 0; w < 3; w++) {
+        const int n = widths[w];
+        for (int i = 0; i < n; i++) {
+            lm_seq_reset(b.seq[i]);
+            if ((rc = lm_forward(b.lm, b.seq[i], b.media, b.sc, ids, N64, NULL, 0, &err)) < 0) goto done;
+        }
+        t0 = fl_now();
+        for (int step = 0; step < NBATCH; step++) {
+            for (int i = 0; i < n; i++) {
+                next[i] = 1 + (step * 31 + i * 17) % 50000;
+                g[i] = (struct lm_group){b.seq[i], b.media, &next[i], 1, LM_LOGITS_LAST};
+            }
+            if ((rc = lm_forward_batch(b.lm, g, n, b.sc, b.logits, &err)) < 0) goto done;
+        }
+        dec_n[w] = (double)n * NBATCH / (fl_now() - t0);
+    }
+    gemm = max2(gemm, sgemm_gflops(gm, gn, gk, 3));
+
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double rss_mb = ru.ru_maxrss / 1024.0;
+    /* every weight of the language side is read once per decoded token */
+    double lm_bytes = (double)b.llen, lm_params = lm_bytes / 4.0;
+    double vflops = clip_flops_per_image(&c->vision);
+    double vis_ratio1 = vflops / vis1 * 1e-9 / gemm, vis_ratio8 = vflops / vis8 * 1e-9 / gemm;
+    double pre64_ratio = 2.0 * lm_params * N64 / pre64 * 1e-9 / gemm;
+    double pre512_ratio = 2.0 * lm_params * N512 / pre512 * 1e-9 / gemm;
+    double dec_ratio = lm_bytes * dec1 * 1e-9 / bw;
     if (json) {
-        printf("{\"model\": \"openflamingo-3b\", \"dtype\": \"f32\", \"threads\": %d, \"kernels\": \"%s\", "
-               "\"sgemm_gflops\": %.1f, \"mem_bw_gbs\": %.1f, \"lm_params\": %.0f, \"prefill_tps_64\": %.2f, "
-               "\"prefill_gflops_64\": %.1f, \"prefill_ratio_64\": %.3f, \"decode_tps_1\": %.3f, "
-               "\"decode_ratio_1\": %.3f}\n",
-               mat_threads(), mat_kernels(), gemm, bw, params, prefill_tps, prefill_gflops, prefill_gflops / gemm,
-               decode_tps, decode_ratio);
+        printf("{\"model\": \"openflamingo-3b\", \"dtype\": \"%s\", \"threads\": %d, \"kernels\": \"%s\", "
+               "\"sgemm_gflops\": %.1f, \"mem_bw_gbs\": %.1f, \"lm_params\": %.0f, "
+               "\"vision_ms_b1\": %.1f, \"vision_ms_b8\": %.1f, \"vision_ratio_b1\": %.3f, \"vision_ratio_b8\": %.3f, "
+               "\"perceiver_ms\": %.2f, \"prefill_tps_64\": %.2f, \"prefill_ratio_64\": %.3f, "
+               "\"prefill_tps_512\": %.2f, \"prefill_ratio_512\": %.3f, \"decode_tps_1\": %.3f, "
+               "\"decode_ratio_1\": %.3f, \"decode_tps_4\": %.3f, \"decode_tps_8\": %.3f, \"decode_tps_16\": %.3f, "
+               "\"ttft_new_ms\": %.1f, \"ttft_cached_ms\": %.1f, \"peak_rss_mb\": %.0f}\n",
+               dtype, mat_threads(), mat_kernels(), gemm, bw, lm_params, vis1 * 1e3, vis8 * 1e3, vis_ratio1,
+               vis_ratio8, perc * 1e3, N64 / pre64, pre64_ratio, N512 / pre512, pre512_ratio, dec1, dec_ratio,
+               dec_n[0], dec_n[1], dec_n[2], ttft_new * 1e3, ttft_cached * 1e3, rss_mb);
     } else {
         printf("machine    sgemm %.1f GFLOP/s, memory read %.1f GB/s (%d threads; kernels %s)\n", gemm, bw,
                mat_threads(), mat_kernels());
-        printf("model      OpenFlamingo-3B language side: %.2f B parameters, %.1f GB float32\n", params * 1e-9,
-               bytes * 1e-9);
-        printf("prefill    %6.2f tokens/s  (1 image, %d tokens: %.1f GFLOP/s, %4.1f%% of sgemm)\n", prefill_tps,
-               n_prompt, prefill_gflops, 100 * prefill_gflops / gemm);
-        printf("decode     %6.3f tokens/s  (1 sequence: %.1f GB/s of weights, %4.1f%% of the read bandwidth)\n",
-               decode_tps, bytes * decode_tps * 1e-9, 100 * decode_ratio);
+        printf("model      OpenFlamingo-3B, %s: language side %.2f B parameters (%.1f GB)\n", dtype,
+               lm_params * 1e-9, lm_bytes * 1e-9);
+        printf("vision     %8.1f ms/image at batch 1 (%4.1f%% of sgemm), %8.1f at batch 8 (%4.1f%%)\n", vis1 * 1e3,
+               100 * vis_ratio1, vis8 * 1e3, 100 * vis_ratio8);
+        printf("perceiver  %8.2f ms/image\n", perc * 1e3);
+        printf("prefill    %8.2f tokens/s, 1 image + %d tokens (%4.1f%% of sgemm)\n", N64 / pre64, N64,
+               100 * pre64_ratio);
+        printf("prefill    %8.2f tokens/s, 4 images + %d tokens (%4.1f%% of sgemm)\n", N512 / pre512, N512,
+               100 * pre512_ratio);
+        printf("decode     %8.3f tokens/s, 1 sequence (%.1f GB/s of weights, %4.1f%% of the read bandwidth)\n",
+               dec1, lm_bytes * dec1 * 1e-9, 100 * dec_ratio);
+        for (int w = 0; w < 3; w++)
+            printf("decode     %8.3f tokens/s in all, %d sequences (%.1fx one)\n", dec_n[w], widths[w],
+                   dec_n[w] / dec1);
+        printf("ttft       %8.1f ms with a new image, %.1f ms with a cached one (%.1f%%)\n", ttft_new * 1e3,
+               ttft_cached * 1e3, 100 * ttft_cached / ttft_new);
+        printf("memory     peak RSS %.0f MB\n", rss_mb);
     }
 done:
-    free(latents);
-    free(logits);
-    lm_scratch_free(sc);
-    lm_seq_free(seq);
-    lm_media_free(media);
-    lm_free(lm);
-    st_close(f);
-    free(buf);
+    of3b_free(&b);
     if (rc < 0) fprintf(stderr, "flamingo: bench: %s\n", err.msg);
     return rc < 0 ? 1 : 0;
 }
@@ -278,12 +429,13 @@ int bench_main(int argc, char **argv) {
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},           {"help", no_argument, 0, 'h'},
+        {"dtype", required_argument, 0, 'd'},
         {0, 0, 0, 0},
     };
-    const char *synthetic = NULL;
+    const char *synthetic = NULL, *dtype = "f32";
     int json = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:t:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:t:d:jh", opts, NULL)) != -1) {
         switch (c) {
         case 's': synthetic = optarg; break;
         case 't': {
@@ -296,8 +448,9 @@ int bench_main(int argc, char **argv) {
             break;
         }
         case 'j': json = 1; break;
+        case 'd': dtype = optarg; break;
         case 'h':
-            printf("usage: flamingo bench --synthetic vit-l-14|openflamingo-3b [-t THREADS] [--json]\n");
+            printf("usage: flamingo bench --synthetic vit-l-14|openflamingo-3b [--dtype f32] [-t THREADS] [--json]\n");
             return 0;
         default: return 2;
         }
@@ -310,7 +463,12 @@ int bench_main(int argc, char **argv) {
         fprintf(stderr, "flamingo: bench: --synthetic vit-l-14 or openflamingo-3b is required\n");
         return 2;
     }
-    if (!strcmp(synthetic, "openflamingo-3b")) return bench_of3b(json);
+    if (strcmp(dtype, "f32") != 0) {
+        fprintf(stderr, "flamingo: bench: --dtype %s: only f32 weights exist so far (bf16 and q8_0 are issue 7)\n",
+                dtype);
+        return 2;
+    }
+    if (!strcmp(synthetic, "openflamingo-3b")) return bench_of3b(json, dtype);
     if (strcmp(synthetic, "vit-l-14") != 0) {
         fprintf(stderr, "flamingo: bench: unknown synthetic model '%s' (known: vit-l-14, openflamingo-3b)\n",
                 synthetic);

@@ -145,6 +145,43 @@ int synth_vision(const struct cfg_vision *v, uint64_t seed, uint8_t **buf, size_
     return build(&b, config, seed, buf, len, err);
 }
 
+static void add_perceiver(struct builder *b, const struct cfg_perceiver *c, int64_t D) {
+    const int64_t I = (int64_t)c->heads * c->dim_head, F = (int64_t)c->ff_mult * D;
+    const char *p = "perceiver.layers";
+    add(b, EMBED, 2, c->num_latents, D, "perceiver.latents");
+    add(b, GAIN, 1, D, 0, "perceiver.norm.weight");
+    add(b, BIAS, 1, D, 0, "perceiver.norm.bias");
+    for (int k = 0; k < c->depth; k++) {
+        add(b, GAIN, 1, D, 0, "%s.%d.0.norm_media.weight", p, k);
+        add(b, BIAS, 1, D, 0, "%s.%d.0.norm_media.bias", p, k);
+        add(b, GAIN, 1, D, 0, "%s.%d.0.norm_latents.weight", p, k);
+        add(b, BIAS, 1, D, 0, "%s.%d.0.norm_latents.bias", p, k);
+        add(b, WEIGHT, 2, I, D, "%s.%d.0.to_q.weight", p, k);
+        add(b, WEIGHT, 2, 2 * I, D, "%s.%d.0.to_kv.weight", p, k);
+        add(b, WEIGHT, 2, D, I, "%s.%d.0.to_out.weight", p, k);
+        add(b, GAIN, 1, D, 0, "%s.%d.1.0.weight", p, k);
+        add(b, BIAS, 1, D, 0, "%s.%d.1.0.bias", p, k);
+        add(b, WEIGHT, 2, F, D, "%s.%d.1.1.weight", p, k);
+        add(b, WEIGHT, 2, D, F, "%s.%d.1.3.weight", p, k);
+    }
+}
+
+int synth_vision_perceiver(const struct fl_config *c, uint64_t seed, uint8_t **buf, size_t *len,
+                           struct fl_err *err) {
+    struct builder b = {0};
+    add_vision(&b, &c->vision);
+    add_perceiver(&b, &c->perceiver, c->vision.width);
+    char vj[512], config[1024];
+    vision_json(vj, sizeof vj, &c->vision);
+    snprintf(config, sizeof config,
+             "{\"format_version\": 1, \"name\": \"synthetic-vit-perceiver\", %s, "
+             "\"perceiver\": {\"depth\": %d, \"heads\": %d, \"dim_head\": %d, \"num_latents\": %d, "
+             "\"ff_mult\": %d}}",
+             vj, c->perceiver.depth, c->perceiver.heads, c->perceiver.dim_head, c->perceiver.num_latents,
+             c->perceiver.ff_mult);
+    return build(&b, config, seed, buf, len, err);
+}
+
 /* MosaicGPT (MPT-1B) names: the synthetic model is OpenFlamingo-3B-shaped. */
 int synth_lm(const struct fl_config *c, uint64_t seed, uint8_t **buf, size_t *len, struct fl_err *err) {
     struct builder b = {0};

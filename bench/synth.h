@@ -18,6 +18,11 @@
 int synth_vision(const struct cfg_vision *v, uint64_t seed, uint8_t **buf, size_t *len,
                  struct fl_err *err);
 
+/* The vision tower and Perceiver Resampler of config c ("vision_encoder." and
+ * "perceiver." names), random, with a config describing both. */
+int synth_vision_perceiver(const struct fl_config *c, uint64_t seed, uint8_t **buf, size_t *len,
+                           struct fl_err *err);
+
 /* The language model and cross-attention blocks of config c (MosaicGPT
  * names), random, with a config that also describes c's vision tower and
  * Perceiver (whose weights are not included: benchmarks feed random

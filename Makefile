@@ -10,7 +10,8 @@
 #                   (HOST=, PORT=, MODEL= to change)
 #   make golden     regenerate the committed fixtures (tests/fixtures/)
 #   make golden-tok regenerate the tokenizer fixtures (needs node and the npm registry)
-#   make bench      flamingo bench --synthetic vit-l-14
+#   make bench      flamingo bench --synthetic vit-l-14 and openflamingo-3b
+#   make bench-compare  openflamingo-3b: flamingo.c next to PyTorch f32 and bf16 (PEER_DTYPES=)
 #   make deps       install the Debian packages (apt-get; sudo when not root)
 #
 # Objects go to $(BUILD)/ (build/ or build-asan/), so sanitizer and normal
@@ -56,7 +57,7 @@ APP_OBJ := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all tests deps test test-full asan tsan run eval golden golden-tok bench clean distclean check-clang
+.PHONY: all tests deps test test-full asan tsan run eval golden golden-tok bench bench-compare clean distclean check-clang
 all: $(BIN)
 tests: $(TEST_BIN)
 
@@ -136,6 +137,10 @@ golden-tok:
 bench: $(BIN)
 	./$(BIN) bench --synthetic vit-l-14
 	./$(BIN) bench --synthetic openflamingo-3b
+
+PEER_DTYPES ?= f32,bf16
+bench-compare: $(BIN)
+	$(PYTHON) bench/compare.py --bin ./$(BIN) --peer-dtypes $(PEER_DTYPES)
 
 # Warnings-as-errors build with clang into its own folder (CI runs it).
 check-clang:

@@ -5,7 +5,12 @@ the ratio of flamingo.c to the best peer on each figure (above 1: flamingo.c is 
 times as for rates).  The limits each side measured (sgemm, memory bandwidth) are shown too:
 they were measured minutes apart on a shared machine.
 
-    python3 bench/compare.py [--peer-dtypes f32,bf16] [--threads N]
+    python3 bench/compare.py [--peer-dtypes auto|f32|bf16|f32,bf16] [--threads N]
+
+auto (the default): f32, and bf16 where the CPU has bf16 instructions (AMX-BF16 or
+AVX512-BF16). Without them PyTorch's bf16 autocast is emulated and about 80x slower than f32
+(measured on the AVX2 development machine), which would make the run take hours to show a
+figure nobody would pick.
 """
 import argparse
 import json
@@ -31,12 +36,26 @@ def run_json(cmd):
     return json.loads(p.stdout.strip().splitlines()[-1])
 
 
+def cpu_has_bf16():
+    try:
+        with open("/proc/cpuinfo") as f:
+            flags = f.read()
+    except OSError:
+        return False
+    return "amx_bf16" in flags or "avx512_bf16" in flags
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, "flamingo"))
-    ap.add_argument("--peer-dtypes", default="f32,bf16")
+    ap.add_argument("--peer-dtypes", default="auto")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
+    if args.peer_dtypes == "auto":
+        args.peer_dtypes = "f32,bf16" if cpu_has_bf16() else "f32"
+        if args.peer_dtypes == "f32":
+            print("bench-compare: no bf16 instructions on this CPU: PyTorch bf16 left out "
+                  "(--peer-dtypes f32,bf16 to run it anyway)", file=sys.stderr)
     cols = [("flamingo.c f32", run_json([args.bin, "bench", "--synthetic", "openflamingo-3b", "--json",
                                          "-t", str(args.threads)]))]
     for dt in args.peer_dtypes.split(","):

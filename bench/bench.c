@@ -267,7 +267,8 @@ static int bench_of3b(int json, const char *dtype) {
         (rc = perc_load(b.vf, &c->perceiver, c->vision.width, clip_out_tokens(b.clip), &b.perc, &err)) < 0 ||
         (rc = perc_state_init(b.perc, B8, &b.ps, &err)) < 0 || (rc = synth_lm(c, 3, &b.lbuf, &b.llen, &err)) < 0 ||
         (rc = st_open_memory(b.lbuf, b.llen, "synthetic-openflamingo-3b", &b.lf, &err)) < 0 ||
-        (rc = cfg_parse(st_metadata(b.lf, "config"), c, &err)) < 0 || (rc = lm_load(b.lf, c, &b.lm, &err)) < 0 || (rc = lm_media_init_ref(b.lm, 4, &b.media, &err)) < 0 ||
+        (rc = cfg_parse(st_metadata(b.lf, "config"), c, &err)) < 0 || (rc = lm_load(b.lf, c, &b.lm, &err)) < 0 ||
+        (rc = lm_media_init_ref(b.lm, 4, &b.media, &err)) < 0 ||
         (rc = lm_scratch_init(b.lm, N512, N512 + NDEC, &b.sc, &err)) < 0)
         goto done;
     for (int i = 0; i < NSEQ; i++)

@@ -16,6 +16,8 @@
 
 #include <stddef.h>
 
+#include "wmat.h"
+
 /*
  * One attention head: out[r] = softmax_j(scale q_r . k_j + bias) v_j over the
  * keys query r may see.  Rows are views with leading dimensions, so q, k and
@@ -49,6 +51,13 @@ struct kern {
      * decode), reading each weight row once. */
     void (*gemm_nt_rows)(const float *x, int ldx, int m, const float *w, int ldw, int n, int k, float *y,
                          int ldy, int accumulate);
+    /* The same over any weight type (core/wmat.h), for the W rows [j_lo,
+     * j_hi) (columns j_lo.. of y): y = alpha x W^T (+ y if accumulate), m <=
+     * 16.  Each block of stored weights is widened once, in L1. */
+    void (*gemm_nt_rows_w)(const float *x, int ldx, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
+                           int ldy, float alpha, int accumulate);
+    /* Rows [r0, r1) of w as f32: dst[r1 - r0][w->k]. */
+    void (*widen_rows)(const struct wmat *w, int r0, int r1, float *dst);
 };
 
 /* Floats of scratch one attention call with up to n_kv keys needs. */

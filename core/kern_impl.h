@@ -330,6 +330,27 @@ static inline void nt_tile(const float *x0, const float *x1, const float *const 
 #define NT_MAX_ROWS 16
 #define NT_JB       16
 #define NT_KC       256
+
+/* acc[r][q] += x[r][t0..t0+kl) . wr(q) for r < m, q < nj, where W row q of
+ * the block starts at w + q * ldw (already offset to column t0). */
+static inline void nt_block(const float *x, int ldx, int m, int t0, const float *w, size_t ldw, int nj, int kl,
+                            float acc[NT_MAX_ROWS][NT_JB]) {
+    for (int q0 = 0; q0 < nj; q0 += 4) {
+        const float *wr[4];
+        for (int q = 0; q < 4; q++) /* past the last row: repeat a real one, results dropped */
+            wr[q] = w + (size_t)(q0 + q < nj ? q0 + q : q0) * ldw;
+        for (int r = 0; r < m; r += 2) {
+            const float *x0 = x + (size_t)r * ldx + t0, *x1 = r + 1 < m ? x0 + ldx : x0;
+            float out[2][4];
+            nt_tile(x0, x1, wr, kl, out);
+            for (int q = 0; q < 4; q++) {
+                acc[r][q0 + q] += out[0][q];
+                if (r + 1 < m) acc[r + 1][q0 + q] += out[1][q];
+            }
+        }
+    }
+}
+
 static void k_gemm_nt_rows(const float *x, int ldx, int m, const float *w, int ldw, int n, int k, float *y,
                            int ldy, int accumulate) {
     for (int j0 = 0; j0 < n; j0 += NT_JB) {
@@ -338,20 +359,7 @@ static void k_gemm_nt_rows(const float *x, int ldx, int m, const float *w, int l
         memset(acc, 0, sizeof acc);
         for (int t0 = 0; t0 < k; t0 += NT_KC) {
             const int kl = k - t0 < NT_KC ? k - t0 : NT_KC;
-            for (int q0 = 0; q0 < nj; q0 += 4) {
-                const float *wr[4];
-                for (int q = 0; q < 4; q++) /* past the last row: repeat a real one, results dropped */
-                    wr[q] = w + (size_t)(j0 + (q0 + q < nj ? q0 + q : q0)) * ldw + t0;
-                for (int r = 0; r < m; r += 2) {
-                    const float *x0 = x + (size_t)r * ldx + t0, *x1 = r + 1 < m ? x0 + ldx : x0;
-                    float out[2][4];
-                    nt_tile(x0, x1, wr, kl, out);
-                    for (int q = 0; q < 4; q++) {
-                        acc[r][q0 + q] += out[0][q];
-                        if (r + 1 < m) acc[r + 1][q0 + q] += out[1][q];
-                    }
-                }
-            }
+            nt_block(x, ldx, m, t0, w + (size_t)j0 * ldw + t0, (size_t)ldw, nj, kl, acc);
         }
         for (int r = 0; r < m; r++) {
             float *yr = y + (size_t)r * ldy + j0;
@@ -359,6 +367,195 @@ static void k_gemm_nt_rows(const float *x, int ldx, int m, const float *w, int l
                 yr[q] = accumulate ? yr[q] + acc[r][q] : acc[r][q];
         }
     }
+}
+
+/* ---- BF16 and q8_0 weights (core/wmat.h) ------------------------------------ */
+
+/* dst[t] = widened w[j][t0 + t] for t < kl (t0 and, for q8_0, kl multiples
+ * of 32 unless kl reaches the end of the row). */
+static inline void wq_widen(const struct wmat *w, int j, int t0, int kl, float *dst) {
+    const size_t at = (size_t)j * w->k + t0;
+    if (w->type == WMAT_BF16) {
+        const uint16_t *s = (const uint16_t *)w->data + at;
+        for (int t = 0; t < kl; t++) { /* a shift and a bit cast: vectorises */
+            uint32_t u = (uint32_t)s[t] << 16;
+            memcpy(dst + t, &u, sizeof u);
+        }
+    } else if (w->type == WMAT_Q8_0) {
+        const int8_t *s = (const int8_t *)w->data + at;
+        const uint16_t *sc = w->scale + at / WMAT_Q8_BLOCK;
+        for (int b = 0; b * WMAT_Q8_BLOCK < kl; b++) {
+            const float f = wmat_f16_to_f32(sc[b]);
+            const int8_t *sb = s + b * WMAT_Q8_BLOCK;
+            float *db = dst + b * WMAT_Q8_BLOCK;
+            for (int t = 0; t < WMAT_Q8_BLOCK; t++)
+                db[t] = f * (float)sb[t];
+        }
+    } else {
+        memcpy(dst, (const float *)w->data + at, (size_t)kl * sizeof *dst);
+    }
+}
+
+/* Up to this many rows the products below widen the stored weights in
+ * registers, straight from memory (decode: the bytes read are the cost);
+ * with more rows, widening once into L1 for all of them is cheaper. */
+#define WQ_DIRECT_ROWS 4
+
+typedef uint16_t v8u16 __attribute__((vector_size(16)));
+typedef uint32_t v8u32 __attribute__((vector_size(32)));
+
+/* 8 int8 values as floats.  GCC lowers __builtin_convertvector from an
+ * 8-byte vector element by element (measured: q8_0 decode slower than f32),
+ * so the AVX2 table says vpmovsxbd + vcvtdq2ps itself. */
+#if defined(__AVX2__)
+#include <immintrin.h>
+static inline v8f ld8_i8(const int8_t *p) {
+    __m256 f = _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64((const __m128i *)(const void *)p)));
+    v8f v;
+    memcpy(&v, &f, sizeof v);
+    return v;
+}
+#else
+static inline v8f ld8_i8(const int8_t *p) {
+    v8f v;
+    for (int i = 0; i < 8; i++)
+        v[i] = (float)p[i];
+    return v;
+}
+#endif
+
+static inline v8f ld8_bf16(const uint16_t *p) {
+#if defined(__AVX2__)
+    __m256i u = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(const void *)p)), 16);
+#else
+    v8u16 v;
+    memcpy(&v, p, sizeof v);
+    v8u32 u = __builtin_convertvector(v, v8u32) << 16;
+#endif
+    v8f f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
+/* F16 scales to f32 without branches (the vectoriser turns the select
+ * into a blend): normals and zeros by moving the bits, subnormals as
+ * mantissa x 2^-24; scales are never inf or NaN (the quantiser divides a
+ * finite maximum by 127). */
+static void f16_to_f32_run(const uint16_t *h, int n, float *out) {
+    for (int i = 0; i < n; i++) {
+        uint32_t e = (h[i] >> 10) & 0x1fu, man = h[i] & 0x3ffu, sign = (uint32_t)(h[i] & 0x8000u) << 16;
+        uint32_t bits = sign | ((e + 112u) << 23) | (man << 13);
+        float sub = (float)man * 5.9604644775390625e-8f, f;
+        memcpy(&f, &bits, sizeof f);
+        out[i] = e == 0 ? (sign ? -sub : sub) : f;
+    }
+}
+
+/* m <= WQ_DIRECT_ROWS rows of x against W rows [j_lo, j_hi), each stored
+ * weight loaded once and widened in registers.  q8_0: per block of 32, the
+ * int8 values times x summed in 4 x 8 lanes, then scaled once. */
+static void wq_direct(const float *x, int ldx, int m, const struct wmat *w, int j_lo, int j_hi, float *y, int ldy,
+                      float alpha, int accumulate) {
+    const int k = w->k;
+    float sc[NT_KC];
+    for (int j = j_lo; j < j_hi; j++) {
+        v8f a[WQ_DIRECT_ROWS] = {{0}};
+        float tail[WQ_DIRECT_ROWS] = {0};
+        if (w->type == WMAT_Q8_0) {
+            const int8_t *q = (const int8_t *)w->data + (size_t)j * k;
+            const uint16_t *s16 = w->scale + (size_t)j * (k / WMAT_Q8_BLOCK);
+            for (int b0 = 0; b0 < k / WMAT_Q8_BLOCK; b0 += NT_KC) {
+                const int nb = k / WMAT_Q8_BLOCK - b0 < NT_KC ? k / WMAT_Q8_BLOCK - b0 : NT_KC;
+                f16_to_f32_run(s16 + b0, nb, sc);
+                if (m == 1) { /* decode: two blocks per step, two accumulator chains */
+                    v8f a0 = {0}, a1 = {0};
+                    int b = 0;
+                    for (; b + 2 <= nb; b += 2) {
+                        const int t = (b0 + b) * WMAT_Q8_BLOCK;
+                        const int8_t *qb = q + t;
+                        const float *xr = x + t;
+                        v8f d0 = ld8_i8(qb) * ld8(xr) + ld8_i8(qb + 8) * ld8(xr + 8);
+                        v8f e0 = ld8_i8(qb + 16) * ld8(xr + 16) + ld8_i8(qb + 24) * ld8(xr + 24);
+                        v8f d1 = ld8_i8(qb + 32) * ld8(xr + 32) + ld8_i8(qb + 40) * ld8(xr + 40);
+                        v8f e1 = ld8_i8(qb + 48) * ld8(xr + 48) + ld8_i8(qb + 56) * ld8(xr + 56);
+                        a0 += sc[b] * (d0 + e0);
+                        a1 += sc[b + 1] * (d1 + e1);
+                    }
+                    for (; b < nb; b++) {
+                        const int t = (b0 + b) * WMAT_Q8_BLOCK;
+                        v8f d = ld8_i8(q + t) * ld8(x + t) + ld8_i8(q + t + 8) * ld8(x + t + 8) +
+                                ld8_i8(q + t + 16) * ld8(x + t + 16) + ld8_i8(q + t + 24) * ld8(x + t + 24);
+                        a0 += sc[b] * d;
+                    }
+                    a[0] += a0 + a1;
+                    continue;
+                }
+                for (int b = 0; b < nb; b++) {
+                    const int t = (b0 + b) * WMAT_Q8_BLOCK;
+                    const v8f w0 = ld8_i8(q + t), w1 = ld8_i8(q + t + 8), w2 = ld8_i8(q + t + 16),
+                              w3 = ld8_i8(q + t + 24);
+                    for (int r = 0; r < m; r++) {
+                        const float *xr = x + (size_t)r * ldx + t;
+                        v8f d = w0 * ld8(xr) + w1 * ld8(xr + 8) + w2 * ld8(xr + 16) + w3 * ld8(xr + 24);
+                        a[r] += sc[b] * d;
+                    }
+                }
+            }
+        } else { /* BF16, any k */
+            const uint16_t *wr = (const uint16_t *)w->data + (size_t)j * k;
+            int t = 0;
+            for (; t + 16 <= k; t += 16) {
+                const v8f w0 = ld8_bf16(wr + t), w1 = ld8_bf16(wr + t + 8);
+                for (int r = 0; r < m; r++) {
+                    const float *xr = x + (size_t)r * ldx + t;
+                    a[r] += w0 * ld8(xr) + w1 * ld8(xr + 8);
+                }
+            }
+            for (; t < k; t++)
+                for (int r = 0; r < m; r++)
+                    tail[r] += wmat_bf16_to_f32(wr[t]) * x[(size_t)r * ldx + t];
+        }
+        for (int r = 0; r < m; r++) {
+            float v = alpha * (hsum8(a[r]) + tail[r]);
+            float *yr = y + (size_t)r * ldy + j;
+            *yr = accumulate ? *yr + v : v;
+        }
+    }
+}
+
+/* y[r][j] = alpha sum_t x[r][t] w[j][t] (+ y[r][j] if accumulate) for the W
+ * rows j in [j_lo, j_hi), r < m <= NT_MAX_ROWS.  Up to WQ_DIRECT_ROWS rows:
+ * wq_direct.  More: blocks of NT_JB rows x NT_KC columns are widened once
+ * into L1 and serve all m rows there. */
+static void k_gemm_nt_rows_w(const float *x, int ldx, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
+                             int ldy, float alpha, int accumulate) {
+    if (m <= WQ_DIRECT_ROWS && w->type != WMAT_F32) {
+        wq_direct(x, ldx, m, w, j_lo, j_hi, y, ldy, alpha, accumulate);
+        return;
+    }
+    float wbuf[NT_JB * NT_KC];
+    for (int j0 = j_lo; j0 < j_hi; j0 += NT_JB) {
+        const int nj = j_hi - j0 < NT_JB ? j_hi - j0 : NT_JB;
+        float acc[NT_MAX_ROWS][NT_JB];
+        memset(acc, 0, sizeof acc);
+        for (int t0 = 0; t0 < w->k; t0 += NT_KC) {
+            const int kl = w->k - t0 < NT_KC ? w->k - t0 : NT_KC;
+            for (int q = 0; q < nj; q++)
+                wq_widen(w, j0 + q, t0, kl, wbuf + (size_t)q * NT_KC);
+            nt_block(x, ldx, m, t0, wbuf, NT_KC, nj, kl, acc);
+        }
+        for (int r = 0; r < m; r++) {
+            float *yr = y + (size_t)r * ldy + j0;
+            for (int q = 0; q < nj; q++)
+                yr[q] = accumulate ? yr[q] + alpha * acc[r][q] : alpha * acc[r][q];
+        }
+    }
+}
+
+/* Rows [r0, r1) of w widened to f32, dst[r1 - r0][k]. */
+static void k_widen_rows(const struct wmat *w, int r0, int r1, float *dst) {
+    for (int j = r0; j < r1; j++)
+        wq_widen(w, j, 0, w->k, dst + (size_t)(j - r0) * w->k);
 }
 
 const struct kern KERN_TABLE = {
@@ -369,4 +566,6 @@ const struct kern KERN_TABLE = {
     .gelu = k_gelu,
     .attention = k_attention,
     .gemm_nt_rows = k_gemm_nt_rows,
+    .gemm_nt_rows_w = k_gemm_nt_rows_w,
+    .widen_rows = k_widen_rows,
 };

@@ -16,6 +16,7 @@
 #include "mat.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <stdint.h>
 #include <string.h>
 #include <unistd.h>
@@ -31,6 +32,23 @@ static int g_threads = 1;
 static struct pool *g_pool;
 static const struct kern *g_kern = &kern_generic;
 
+/* Per-thread f32 panels for mat_gemm_w's many-row path: slot t belongs to
+ * pool thread t alone, grown by it on first need. */
+struct wpanel {
+    float *buf;
+    size_t cap;
+};
+static struct wpanel *g_panels;
+static int g_n_panels;
+
+static void panels_free(void) {
+    for (int i = 0; i < g_n_panels; i++)
+        free(g_panels[i].buf);
+    free(g_panels);
+    g_panels = NULL;
+    g_n_panels = 0;
+}
+
 int mat_cores(void) {
     long n = sysconf(_SC_NPROCESSORS_ONLN);
     return n > 0 ? (int)n : 1;
@@ -42,13 +60,19 @@ int mat_init(int n_threads) {
     openblas_set_num_threads(1);
     g_kern = kern_best();
     pool_free(g_pool);
+    panels_free();
     g_pool = pool_new(n_threads);
-    return g_pool ? 0 : -1;
+    if (!g_pool) return -1;
+    g_panels = calloc((size_t)pool_size(g_pool), sizeof *g_panels);
+    if (!g_panels) return -1;
+    g_n_panels = pool_size(g_pool);
+    return 0;
 }
 
 void mat_shutdown(void) {
     pool_free(g_pool);
     g_pool = NULL;
+    panels_free();
 }
 
 int mat_threads(void) { return g_threads; }
@@ -166,6 +190,82 @@ void mat_linear(float *y, const float *x, const float *w, const float *b, int m,
     }
     float beta = (b || accumulate) ? 1.0f : 0.0f;
     mat_gemm(0, 1, m, n, k, 1.0f, x, k, w, k, beta, y, n);
+}
+
+/* ---- weights of any stored type (core/wmat.h) ---------------------------- */
+
+struct wgemm_job {
+    const float *x;
+    int ldx, m, ldy, step, accumulate;
+    float alpha;
+    const struct wmat *w;
+    float *y;
+};
+
+static void wrows_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct wgemm_job *j = ctx;
+    int lo = task * j->step, hi = lo + j->step > j->w->n ? j->w->n : lo + j->step;
+    g_kern->gemm_nt_rows_w(j->x, j->ldx, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate);
+}
+
+/* Many rows: this task's panel of W rows widened to f32 in the thread's own
+ * buffer, then one sgemm for all m rows against it. */
+static void wpanel_task(void *ctx, int task, int thread) {
+    struct wgemm_job *j = ctx;
+    const struct wmat *w = j->w;
+    int lo = task * j->step, hi = lo + j->step > w->n ? w->n : lo + j->step;
+    struct wpanel *p = &g_panels[thread];
+    size_t need = (size_t)j->step * (size_t)w->k;
+    if (p->cap < need) {
+        float *b = realloc(p->buf, need * sizeof *b);
+        if (!b) { /* no memory for a panel: the few-row kernel, 16 rows at a time (slower, same result) */
+            for (int r = 0; r < j->m; r += MAT_FEW_ROWS)
+                g_kern->gemm_nt_rows_w(j->x + (size_t)r * j->ldx, j->ldx, j->m - r < MAT_FEW_ROWS ? j->m - r : MAT_FEW_ROWS,
+                                       w, lo, hi, j->y + (size_t)r * j->ldy, j->ldy, j->alpha, j->accumulate);
+            return;
+        }
+        p->buf = b;
+        p->cap = need;
+    }
+    g_kern->widen_rows(w, lo, hi, p->buf);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->m, hi - lo, w->k, j->alpha, j->x, j->ldx, p->buf, w->k,
+                j->accumulate ? 1.0f : 0.0f, j->y + lo, j->ldy);
+}
+
+void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate, float *y,
+                int ldy) {
+    if (w->type == WMAT_F32) {
+        mat_gemm(0, 1, m, w->n, w->k, alpha, x, ldx, w->data, w->k, accumulate ? 1.0f : 0.0f, y, ldy);
+        return;
+    }
+    const int T = g_threads;
+    struct wgemm_job j = {.x = x, .ldx = ldx, .m = m, .ldy = ldy, .accumulate = accumulate, .alpha = alpha,
+                          .w = w, .y = y};
+    if (m <= MAT_FEW_ROWS) {
+        j.step = T > 1 ? ((w->n + T - 1) / T + 15) / 16 * 16 : w->n;
+        pool_for(g_pool, (w->n + j.step - 1) / j.step, wrows_task, &j);
+        return;
+    }
+    /* panels of at most 128 rows, at least one per thread where n allows */
+    int per = (w->n + T - 1) / T;
+    j.step = per < 128 ? (per + 15) / 16 * 16 : 128;
+    pool_for(g_pool, (w->n + j.step - 1) / j.step, wpanel_task, &j);
+}
+
+void mat_linear_w(float *y, const float *x, const struct wmat *w, const float *b, int m, int accumulate) {
+    const int n = w->n;
+    if (b) {
+        for (int r = 0; r < m; r++) {
+            float *row = y + (size_t)r * n;
+            if (accumulate)
+                for (int j = 0; j < n; j++)
+                    row[j] += b[j];
+            else
+                memcpy(row, b, (size_t)n * sizeof *row);
+        }
+    }
+    mat_gemm_w(m, 1.0f, x, w->k, w, b || accumulate, y, n);
 }
 
 /* Splits [0, n) into about 4 chunks per thread, chunk sizes rounded to

@@ -45,6 +45,18 @@ void mat_gemm_blas(int trans_a, int trans_b, int m, int n, int k, float alpha, c
                    int lda, const float *b, int ldb, float beta, float *c, int ldc);
 void mat_blas_threads(int n);
 
+/* Weights stored as F32, BF16 or q8_0 (core/wmat.h), used in place:
+ * y[m, n] = alpha x[m, k] . W^T (+ y when accumulate), row strides ldx, ldy.
+ * F32 is mat_gemm.  Others: up to 16 rows (decode) widen blocks of W in
+ * registers and L1 (kern gemm_nt_rows_w); more rows widen a panel of W rows
+ * per thread to f32 and run sgemm on it (a buffer of up to 128 x k floats
+ * per thread, grown once; without memory for it, the few-row kernel does
+ * the work instead). */
+void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate, float *y,
+                int ldy);
+/* nn.Linear over a wmat: y[m, n] = x[m, k] . W^T + b (b may be NULL). */
+void mat_linear_w(float *y, const float *x, const struct wmat *w, const float *b, int m, int accumulate);
+
 /* y[r, :] = (x[r, :] - mean) / sqrt(var + eps) * w + b over rows of width
  * dim (b may be NULL: weight-only LayerNorm).  y may equal x. */
 void mat_layernorm(float *y, const float *x, const float *w, const float *b, int rows, int dim,

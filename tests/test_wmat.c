@@ -1,0 +1,196 @@
+/*
+ * test_wmat.c - weights stored as BF16 and q8_0 (core/wmat.h): the F16 and
+ * BF16 conversions (every F16 bit pattern, rounding ties), the q8_0
+ * quantiser (error bound, exact values, zero blocks), and products over
+ * every type against plain double loops over the widened weights: both
+ * kernel tables directly, and mat_gemm_w on 1 and 3 threads through its
+ * few-row and panel paths, on sizes that are not multiples of the vector
+ * width, the 16-row block or the 256-column block.
+ */
+#include <math.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "../core/kern.h"
+#include "../core/mat.h"
+#include "../core/wmat.h"
+#include "test.h"
+
+static uint64_t rng = 777;
+static float frand(void) { /* uniform in [-1, 1) */
+    rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
+    return (float)(rng >> 40) / 8388608.0f - 1.0f;
+}
+
+static void test_f16(void) {
+    int bad = 0;
+    for (uint32_t h = 0; h < 65536; h++) {
+        float f = wmat_f16_to_f32((uint16_t)h);
+        if (isnan(f)) continue;
+        if (wmat_f32_to_f16(f) != h) bad++;
+    }
+    CHECK(bad == 0);
+    CHECK(wmat_f16_to_f32(0x3c00) == 1.0f);
+    CHECK(wmat_f16_to_f32(0xc000) == -2.0f);
+    CHECK(wmat_f16_to_f32(0x0001) == ldexpf(1.0f, -24));
+    CHECK(wmat_f16_to_f32(0x7bff) == 65504.0f);
+    CHECK(isinf(wmat_f16_to_f32(0x7c00)));
+    /* ties go to even: 1 + 2^-11 is halfway between 1 and 1 + 2^-10 */
+    CHECK(wmat_f32_to_f16(1.0f + ldexpf(1.0f, -11)) == 0x3c00);
+    CHECK(wmat_f32_to_f16(1.0f + 3 * ldexpf(1.0f, -11)) == 0x3c02);
+    CHECK(wmat_f32_to_f16(70000.0f) == 0x7c00);
+    CHECK(wmat_f32_to_f16(-1e-9f) == 0x8000);
+    CHECK(wmat_f32_to_bf16(1.0f) == 0x3f80);
+    CHECK(wmat_f32_to_bf16(1.0f + ldexpf(1.0f, -8)) == 0x3f80);      /* tie, to even */
+    CHECK(wmat_f32_to_bf16(1.0f + 3 * ldexpf(1.0f, -8)) == 0x3f82);  /* tie, to even */
+    CHECK(wmat_bf16_to_f32(0xc040) == -3.0f);
+    CHECK(isnan(wmat_bf16_to_f32(wmat_f32_to_bf16(NAN))));
+}
+
+static void test_quantizer(void) {
+    enum { K = 96 };
+    float w[K];
+    int8_t q[K];
+    uint16_t s[K / 32];
+    for (int i = 0; i < K; i++)
+        w[i] = 0.3f * frand();
+    for (int i = 32; i < 64; i++) /* an all-zero block */
+        w[i] = 0;
+    w[70] = -2.5f; /* the largest magnitude of the third block, negative */
+    wmat_q8_quantize_row(w, K, q, s);
+    CHECK(s[1] == 0);
+    for (int i = 32; i < 64; i++)
+        CHECK(q[i] == 0);
+    CHECK(q[70] == -127);
+    CHECK(fabsf(wmat_f16_to_f32(s[2]) - 2.5f / 127) < 1e-5f);
+    double worst = 0;
+    for (int i = 0; i < K; i++) {
+        float sc = wmat_f16_to_f32(s[i / 32]);
+        double err = fabs(sc * q[i] - w[i]);
+        if (sc > 0) worst = fmax(worst, err / sc);
+    }
+    CHECK(worst <= 0.5 + 1e-3); /* within half a step of the block's scale */
+}
+
+/* y = alpha x W^T (+ y0) in double, W widened by the reference code */
+static void reference(const float *x, int m, const struct wmat *w, float alpha, const float *y0, double *out) {
+    float *wf = malloc((size_t)w->n * w->k * sizeof *wf);
+    wmat_rows_f32(w, 0, w->n, wf);
+    for (int r = 0; r < m; r++)
+        for (int j = 0; j < w->n; j++) {
+            double acc = 0;
+            for (int t = 0; t < w->k; t++)
+                acc += (double)x[(size_t)r * w->k + t] * wf[(size_t)j * w->k + t];
+            out[(size_t)r * w->n + j] = alpha * acc + (y0 ? y0[(size_t)r * w->n + j] : 0);
+        }
+    free(wf);
+}
+
+static double max_rel(const float *got, const double *want, size_t n) {
+    double mx = 0, md = 0;
+    for (size_t i = 0; i < n; i++) {
+        mx = fmax(mx, fabs(want[i]));
+        double d = fabs(got[i] - want[i]);
+        md = isnan(d) ? INFINITY : fmax(md, d);
+    }
+    return md / (mx > 0 ? mx : 1);
+}
+
+static void check_products(void) {
+    static const int ms[] = {1, 2, 5, 16, 17, 40};
+    static const int ns[] = {1, 37, 130};
+    static const int ks[] = {32, 96, 288, 544};
+    const struct kern *tables[] = {&kern_generic, &kern_avx2};
+    const int n_tables = kern_best() == &kern_avx2 ? 2 : 1;
+    int cases = 0, fails = 0;
+    for (int type = WMAT_F32; type <= WMAT_Q8_0; type++)
+        for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)
+            for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
+                const int n = ns[ni], k = ks[ki] + (type == WMAT_BF16 ? 5 : 0); /* bf16: any k */
+                float *wf = malloc((size_t)n * k * sizeof *wf);
+                for (size_t i = 0; i < (size_t)n * k; i++)
+                    wf[i] = frand();
+                struct wmat w;
+                CHECK(wmat_convert(wf, n, k, (enum wmat_type)type, &w) == 0);
+                for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++) {
+                    const int m = ms[mi];
+                    float *x = malloc((size_t)m * k * sizeof *x), *y0 = malloc((size_t)m * n * sizeof *y0);
+                    float *y = malloc((size_t)m * n * sizeof *y);
+                    double *want = malloc((size_t)m * n * sizeof *want);
+                    for (size_t i = 0; i < (size_t)m * k; i++)
+                        x[i] = frand();
+                    for (size_t i = 0; i < (size_t)m * n; i++)
+                        y0[i] = frand();
+                    for (int acc = 0; acc < 2; acc++) {
+                        const float alpha = acc ? 0.37f : 1.0f;
+                        reference(x, m, &w, alpha, acc ? y0 : NULL, want);
+                        /* the kernels themselves, every table the CPU runs */
+                        for (int t = 0; t < n_tables && m <= 16; t++) {
+                            memcpy(y, y0, (size_t)m * n * sizeof *y);
+                            tables[t]->gemm_nt_rows_w(x, k, m, &w, 0, n, y, n, alpha, acc);
+                            cases++;
+                            if (!(max_rel(y, want, (size_t)m * n) < 1e-5)) fails++;
+                        }
+                        /* through the pool, both paths */
+                        for (int threads = 1; threads <= 3; threads += 2) {
+                            CHECK(mat_init(threads) == 0);
+                            memcpy(y, y0, (size_t)m * n * sizeof *y);
+                            mat_gemm_w(m, alpha, x, k, &w, acc, y, n);
+                            cases++;
+                            if (!(max_rel(y, want, (size_t)m * n) < 1e-5)) fails++;
+                        }
+                    }
+                    free(x);
+                    free(y0);
+                    free(y);
+                    free(want);
+                }
+                for (int t = 0; t < n_tables; t++) { /* widening rows 3..n of W */
+                    if (n < 4) continue;
+                    float *got = malloc((size_t)(n - 3) * k * sizeof *got), *ref = malloc((size_t)(n - 3) * k * sizeof *ref);
+                    tables[t]->widen_rows(&w, 3, n, got);
+                    wmat_rows_f32(&w, 3, n, ref);
+                    CHECK(memcmp(got, ref, (size_t)(n - 3) * k * sizeof *got) == 0);
+                    free(got);
+                    free(ref);
+                }
+                wmat_free_owned(&w);
+                free(wf);
+            }
+    CHECK(cases > 300);
+    CHECK(fails == 0);
+}
+
+/* The error q8_0 and BF16 add to a product, against f32 weights: a bound
+ * that says the formats are what they claim (relative error of a dot
+ * product of random values: ~0.3% for 8 bits, ~0.2% for BF16's 8). */
+static void check_quantization_error(void) {
+    enum { M = 3, N = 64, K = 512 };
+    float *wf = malloc(N * K * sizeof *wf), x[M * K], y[M * N];
+    double want[M * N];
+    for (int i = 0; i < N * K; i++)
+        wf[i] = frand();
+    for (int i = 0; i < M * K; i++)
+        x[i] = frand();
+    struct wmat f32 = wmat_f32(wf, N, K);
+    reference(x, M, &f32, 1.0f, NULL, want);
+    for (int type = WMAT_BF16; type <= WMAT_Q8_0; type++) {
+        struct wmat w;
+        CHECK(wmat_convert(wf, N, K, (enum wmat_type)type, &w) == 0);
+        mat_gemm_w(M, 1.0f, x, K, &w, 0, y, N);
+        double e = max_rel(y, want, M * N);
+        CHECK(e > 1e-5 && e < 2e-2); /* really rounded, and only a little */
+        wmat_free_owned(&w);
+    }
+    free(wf);
+}
+
+int main(void) {
+    test_f16();
+    test_quantizer();
+    check_products();
+    check_quantization_error();
+    mat_shutdown();
+    return TEST_END();
+}

@@ -209,6 +209,15 @@ int cmd_info(int argc, char **argv) {
         const struct st_tensor *t = st_tensor_at(f, i);
         by_dtype[t->dtype] += t->n_elems;
         count_dtype[t->dtype]++;
+        /* q8_0 scales ("X_scale" beside an I8 "X") are part of X, not parameters */
+        size_t nl = strlen(t->name);
+        char base[256];
+        const struct st_tensor *q = NULL;
+        if (nl > 6 && nl - 6 < sizeof base && !strcmp(t->name + nl - 6, "_scale")) {
+            snprintf(base, sizeof base, "%.*s", (int)(nl - 6), t->name);
+            q = st_find(f, base);
+        }
+        if (q && q->dtype == ST_I8) continue;
         params += t->n_elems;
         char prefix[64];
         size_t plen = strcspn(t->name, ".");

@@ -46,12 +46,13 @@ static const struct family_names NAMES[] = {
 
 struct lm_layer {
     const float *n1_w, *n1_b;     /* [d] (b: NULL for MPT) */
-    const float *qkv_w, *qkv_b;   /* [3d, d], [3d] */
+    struct wmat qkv_w;            /* [3d, d] */
+    const float *qkv_b;           /* [3d] */
     const float *q_ln, *k_ln;     /* [d] or NULL */
-    const float *out_w, *out_b;   /* [d, d], [d] */
+    struct wmat out_w, up_w, down_w; /* [d, d], [M, d], [d, M] */
+    const float *out_b;           /* [d] */
     const float *n2_w, *n2_b;     /* [d] */
-    const float *up_w, *up_b;     /* [M, d], [M] */
-    const float *down_w, *down_b; /* [d, M], [d] */
+    const float *up_b, *down_b;   /* [M], [d] */
     int xattn;                    /* index of its cross-attention block, or -1 */
 };
 
@@ -60,7 +61,7 @@ struct lm_model {
     struct cfg_xattn xcfg;
     struct cfg_tokens tokens;
     int d, hd, n_latents, dv;
-    const float *embed, *unembed; /* [V, d]; unembed == embed when tied */
+    struct wmat embed, unembed; /* [V, d]; unembed == embed when tied */
     const float *nf_w, *nf_b;
     struct lm_layer *layers;
     struct xattn_block *blocks; /* [n_xattn] */
@@ -128,10 +129,10 @@ static int get_norm(struct wl *w, const char *name, int bias, int64_t d, const f
     return rc;
 }
 
-static int get_linear(struct wl *w, const char *name, int bias, int64_t out, int64_t in, const float **wt,
+static int get_linear(struct wl *w, const char *name, int bias, int64_t out, int64_t in, struct wmat *wt,
                       const float **b, struct fl_err *err) {
     const int64_t s[] = {out, in}, sb[] = {out};
-    int rc = wl_getf(w, wt, 0, err, 2, s, "%s.weight", name);
+    int rc = wl_getf_w(w, wt, err, 2, s, "%s.weight", name);
     if (rc == 0 && bias) rc = wl_getf(w, b, 0, err, 1, sb, "%s.bias", name);
     return rc;
 }
@@ -163,8 +164,8 @@ int lm_load(const struct st_file *f, const struct fl_config *cfg, struct lm_mode
     const int64_t d = m->d, M = c->mlp_dim, V = c->vocab_size;
     const int64_t s_emb[] = {V, d};
     int rc;
-    if ((rc = wl_get(w, nm->embed, 2, s_emb, 0, &m->embed, err)) < 0 ||
-        (rc = nm->unembed ? wl_get(w, nm->unembed, 2, s_emb, 0, &m->unembed, err) : 0) < 0 ||
+    if ((rc = wl_get_w(w, nm->embed, 2, s_emb, &m->embed, err)) < 0 ||
+        (rc = nm->unembed ? wl_get_w(w, nm->unembed, 2, s_emb, &m->unembed, err) : 0) < 0 ||
         (rc = get_norm(w, nm->norm_f, nm->bias, d, &m->nf_w, &m->nf_b, err)) < 0) {
         lm_free(m);
         return rc;
@@ -466,7 +467,7 @@ static void rotary(const struct lm_model *m, float *x, int pos) {
 static void self_attention(const struct lm_model *m, const struct lm_layer *l, int layer,
                            struct lm_scratch *sc, int n_groups, int rows) {
     const int d = m->d, hd = m->hd, H = m->cfg.n_heads;
-    mat_linear(sc->qkv, sc->h, l->qkv_w, l->qkv_b, rows, 3 * d, d, 0);
+    mat_linear_w(sc->qkv, sc->h, &l->qkv_w, l->qkv_b, rows, 0);
     for (int gi = 0; gi < n_groups; gi++) {
         const struct fgroup *g = &sc->groups[gi];
         for (int t = 0; t < g->n; t++) {
@@ -510,11 +511,11 @@ static void decoder_layer(const struct lm_model *m, const struct lm_layer *l, in
     if (m->cfg.parallel_residual) /* both branches read the layer's input */
         mat_layernorm(sc->h2, sc->x, l->n2_w, l->n2_b, n, d, eps);
     self_attention(m, l, layer, sc, n_groups, n);
-    mat_linear(sc->x, sc->attn, l->out_w, l->out_b, n, d, d, 1);
+    mat_linear_w(sc->x, sc->attn, &l->out_w, l->out_b, n, 1);
     if (!m->cfg.parallel_residual) mat_layernorm(sc->h2, sc->x, l->n2_w, l->n2_b, n, d, eps);
-    mat_linear(sc->mlp, sc->h2, l->up_w, l->up_b, n, M, d, 0);
+    mat_linear_w(sc->mlp, sc->h2, &l->up_w, l->up_b, n, 0);
     mat_gelu(sc->mlp, (size_t)n * M);
-    mat_linear(sc->x, sc->mlp, l->down_w, l->down_b, n, d, M, 1);
+    mat_linear_w(sc->x, sc->mlp, &l->down_w, l->down_b, n, 1);
 }
 
 /* Checks one group and fills its rows' image indices; touches no sequence. */
@@ -538,7 +539,7 @@ static int check_group(const struct lm_model *m, const struct lm_group *g, int *
 
 int lm_forward_batch(const struct lm_model *m, const struct lm_group *g, int n_groups, struct lm_scratch *sc,
                      float *logits, struct fl_err *err) {
-    const int d = m->d, V = m->cfg.vocab_size;
+    const int d = m->d;
     int rows = 0;
     for (int i = 0; i < n_groups; i++) {
         if (g[i].n > sc->max_tokens - rows)
@@ -555,8 +556,7 @@ int lm_forward_batch(const struct lm_model *m, const struct lm_group *g, int n_g
     if (rows == 0) return fl_err_set(err, FL_EINVAL, "no tokens to run");
     for (int i = 0; i < n_groups; i++)
         for (int t = 0; t < g[i].n; t++)
-            memcpy(sc->x + (size_t)(sc->groups[i].row0 + t) * d, m->embed + (size_t)g[i].ids[t] * d,
-                   (size_t)d * sizeof(float));
+            wmat_rows_f32(&m->embed, g[i].ids[t], g[i].ids[t] + 1, sc->x + (size_t)(sc->groups[i].row0 + t) * d);
     for (int layer = 0; layer < m->cfg.n_layers; layer++) {
         const struct lm_layer *l = &m->layers[layer];
         if (l->xattn >= 0) {
@@ -583,7 +583,7 @@ int lm_forward_batch(const struct lm_model *m, const struct lm_group *g, int n_g
                       k, d, m->cfg.ln_eps);
         out_rows += k;
     }
-    if (out_rows) mat_linear(logits, sc->h, m->unembed, NULL, out_rows, V, d, 0);
+    if (out_rows) mat_linear_w(logits, sc->h, &m->unembed, NULL, out_rows, 0);
     return 0;
 }
 

@@ -22,12 +22,12 @@
 
 struct perc_layer {
     const float *norm_media_w, *norm_media_b, *norm_lat_w, *norm_lat_b; /* [D] */
-    const float *to_q;   /* [I, D] */
-    const float *to_kv;  /* [2I, D] */
-    const float *to_out; /* [D, I] */
+    struct wmat to_q;   /* [I, D] */
+    struct wmat to_kv;  /* [2I, D] */
+    struct wmat to_out; /* [D, I] */
     const float *ff_norm_w, *ff_norm_b; /* [D] */
-    const float *ff_up;   /* [F, D] */
-    const float *ff_down; /* [D, F] */
+    struct wmat ff_up;   /* [F, D] */
+    struct wmat ff_down; /* [D, F] */
 };
 
 struct perc_model {
@@ -87,13 +87,13 @@ int perc_load(const struct st_file *f, const struct cfg_perceiver *cfg, int dim,
             (rc = wl_getf(w, &l->norm_media_b, 0, err, 1, s_d, "%s.%d.0.norm_media.bias", p, k)) < 0 ||
             (rc = wl_getf(w, &l->norm_lat_w, 0, err, 1, s_d, "%s.%d.0.norm_latents.weight", p, k)) < 0 ||
             (rc = wl_getf(w, &l->norm_lat_b, 0, err, 1, s_d, "%s.%d.0.norm_latents.bias", p, k)) < 0 ||
-            (rc = wl_getf(w, &l->to_q, 0, err, 2, s_q, "%s.%d.0.to_q.weight", p, k)) < 0 ||
-            (rc = wl_getf(w, &l->to_kv, 0, err, 2, s_kv, "%s.%d.0.to_kv.weight", p, k)) < 0 ||
-            (rc = wl_getf(w, &l->to_out, 0, err, 2, s_out, "%s.%d.0.to_out.weight", p, k)) < 0 ||
+            (rc = wl_getf_w(w, &l->to_q, err, 2, s_q, "%s.%d.0.to_q.weight", p, k)) < 0 ||
+            (rc = wl_getf_w(w, &l->to_kv, err, 2, s_kv, "%s.%d.0.to_kv.weight", p, k)) < 0 ||
+            (rc = wl_getf_w(w, &l->to_out, err, 2, s_out, "%s.%d.0.to_out.weight", p, k)) < 0 ||
             (rc = wl_getf(w, &l->ff_norm_w, 0, err, 1, s_d, "%s.%d.1.0.weight", p, k)) < 0 ||
             (rc = wl_getf(w, &l->ff_norm_b, 0, err, 1, s_d, "%s.%d.1.0.bias", p, k)) < 0 ||
-            (rc = wl_getf(w, &l->ff_up, 0, err, 2, s_up, "%s.%d.1.1.weight", p, k)) < 0 ||
-            (rc = wl_getf(w, &l->ff_down, 0, err, 2, s_down, "%s.%d.1.3.weight", p, k)) < 0) {
+            (rc = wl_getf_w(w, &l->ff_up, err, 2, s_up, "%s.%d.1.1.weight", p, k)) < 0 ||
+            (rc = wl_getf_w(w, &l->ff_down, err, 2, s_down, "%s.%d.1.3.weight", p, k)) < 0) {
             perc_free(m);
             return rc;
         }
@@ -180,15 +180,15 @@ void perc_forward(const struct perc_model *m, struct perc_state *s, const float 
             mat_layernorm(dst + (size_t)Tm * D, s->lat + (size_t)i * L * D, l->norm_lat_w, l->norm_lat_b, L, D, eps);
         }
         for (int i = 0; i < n; i++) /* q from the normed latents, which sit after each image's media rows */
-            mat_linear(s->q + (size_t)i * L * I, s->kvin + ((size_t)i * T + Tm) * D, l->to_q, NULL, L, I, D, 0);
-        mat_linear(s->kv, s->kvin, l->to_kv, NULL, n * T, 2 * I, D, 0);
+            mat_linear_w(s->q + (size_t)i * L * I, s->kvin + ((size_t)i * T + Tm) * D, &l->to_q, NULL, L, 0);
+        mat_linear_w(s->kv, s->kvin, &l->to_kv, NULL, n * T, 0);
         struct perc_attn job = {m, s};
         mat_attention_run(n * m->cfg.heads, perc_attn_fill, &job, s->scratch, s->scratch_floats);
-        mat_linear(s->lat, s->attn, l->to_out, NULL, n * L, D, I, 1);
+        mat_linear_w(s->lat, s->attn, &l->to_out, NULL, n * L, 1);
         mat_layernorm(s->tmp, s->lat, l->ff_norm_w, l->ff_norm_b, n * L, D, eps);
-        mat_linear(s->ff, s->tmp, l->ff_up, NULL, n * L, F, D, 0);
+        mat_linear_w(s->ff, s->tmp, &l->ff_up, NULL, n * L, 0);
         mat_gelu(s->ff, (size_t)n * L * F);
-        mat_linear(s->lat, s->ff, l->ff_down, NULL, n * L, D, F, 1);
+        mat_linear_w(s->lat, s->ff, &l->ff_down, NULL, n * L, 1);
     }
     mat_layernorm(latents, s->lat, m->norm_w, m->norm_b, n * L, D, eps);
 }

@@ -34,13 +34,13 @@ int xattn_load(struct wl *w, const char *prefix, int d, int dv, const struct cfg
         (rc = wl_getf(w, &fg, 0, err, 1, s1, "%s%s.ff_gate", prefix, g)) < 0 ||
         (rc = wl_getf(w, &b->norm_w, 0, err, 1, sd, "%s%s.attn.norm.weight", prefix, g)) < 0 ||
         (rc = wl_getf(w, &b->norm_b, 0, err, 1, sd, "%s%s.attn.norm.bias", prefix, g)) < 0 ||
-        (rc = wl_getf(w, &b->to_q, 0, err, 2, sq, "%s%s.attn.to_q.weight", prefix, g)) < 0 ||
-        (rc = wl_getf(w, &b->to_kv, 0, err, 2, skv, "%s%s.attn.to_kv.weight", prefix, g)) < 0 ||
-        (rc = wl_getf(w, &b->to_out, 0, err, 2, so, "%s%s.attn.to_out.weight", prefix, g)) < 0 ||
+        (rc = wl_getf_w(w, &b->to_q, err, 2, sq, "%s%s.attn.to_q.weight", prefix, g)) < 0 ||
+        (rc = wl_getf_w(w, &b->to_kv, err, 2, skv, "%s%s.attn.to_kv.weight", prefix, g)) < 0 ||
+        (rc = wl_getf_w(w, &b->to_out, err, 2, so, "%s%s.attn.to_out.weight", prefix, g)) < 0 ||
         (rc = wl_getf(w, &b->ff_norm_w, 0, err, 1, sd, "%s%s.ff.0.weight", prefix, g)) < 0 ||
         (rc = wl_getf(w, &b->ff_norm_b, 0, err, 1, sd, "%s%s.ff.0.bias", prefix, g)) < 0 ||
-        (rc = wl_getf(w, &b->ff_up, 0, err, 2, su, "%s%s.ff.1.weight", prefix, g)) < 0 ||
-        (rc = wl_getf(w, &b->ff_down, 0, err, 2, sdn, "%s%s.ff.3.weight", prefix, g)) < 0)
+        (rc = wl_getf_w(w, &b->ff_up, err, 2, su, "%s%s.ff.1.weight", prefix, g)) < 0 ||
+        (rc = wl_getf_w(w, &b->ff_down, err, 2, sdn, "%s%s.ff.3.weight", prefix, g)) < 0)
         return rc;
     b->attn_gate = tanhf(ag[0]);
     b->ff_gate = tanhf(fg[0]);
@@ -48,7 +48,7 @@ int xattn_load(struct wl *w, const char *prefix, int d, int dv, const struct cfg
 }
 
 void xattn_media_kv(const struct xattn_block *b, const float *latents, int n_latents, float *kv) {
-    mat_linear(kv, latents, b->to_kv, NULL, n_latents, 2 * b->inner, b->dv, 0);
+    mat_linear_w(kv, latents, &b->to_kv, NULL, n_latents, 0);
 }
 
 struct run {
@@ -93,7 +93,7 @@ void xattn_forward(const struct xattn_block *b, float *x, int n, const float *co
     memset(s->attn, 0, (size_t)n * I * sizeof(float));
     if (any) {
         mat_layernorm(s->h, x, b->norm_w, b->norm_b, n, d, eps);
-        mat_linear(s->q, s->h, b->to_q, NULL, n, I, d, 0);
+        mat_linear_w(s->q, s->h, &b->to_q, NULL, n, 0);
         struct run runs_buf[64]; /* up to 64 runs per dispatch */
         for (int t = 0; t < n;) {
             int n_runs = 0;
@@ -109,10 +109,10 @@ void xattn_forward(const struct xattn_block *b, float *x, int n, const float *co
                                   s->attn_scratch_floats);
         }
         /* x += tanh(attn_gate) * attn to_out^T (rows without an image are 0) */
-        mat_gemm(0, 1, n, d, I, b->attn_gate, s->attn, I, b->to_out, I, 1.0f, x, d);
+        mat_gemm_w(n, b->attn_gate, s->attn, I, &b->to_out, 1, x, d);
     }
     mat_layernorm(s->h, x, b->ff_norm_w, b->ff_norm_b, n, d, eps);
-    mat_linear(s->ff, s->h, b->ff_up, NULL, n, b->ff, d, 0);
+    mat_linear_w(s->ff, s->h, &b->ff_up, NULL, n, 0);
     mat_gelu(s->ff, (size_t)n * b->ff);
-    mat_gemm(0, 1, n, d, b->ff, b->ff_gate, s->ff, b->ff, b->ff_down, b->ff, 1.0f, x, d);
+    mat_gemm_w(n, b->ff_gate, s->ff, b->ff, &b->ff_down, 1, x, d);
 }

@@ -24,12 +24,12 @@ struct xattn_block {
     int d, dv, heads, dim_head, inner, ff;
     float attn_gate, ff_gate; /* tanh already applied */
     const float *norm_w, *norm_b;       /* [d] */
-    const float *to_q;                  /* [inner, d] */
-    const float *to_kv;                 /* [2 inner, dv] */
-    const float *to_out;                /* [d, inner] */
+    struct wmat to_q;                   /* [inner, d] */
+    struct wmat to_kv;                  /* [2 inner, dv] */
+    struct wmat to_out;                 /* [d, inner] */
     const float *ff_norm_w, *ff_norm_b; /* [d] */
-    const float *ff_up;                 /* [ff, d] */
-    const float *ff_down;               /* [d, ff] */
+    struct wmat ff_up;                  /* [ff, d] */
+    struct wmat ff_down;                /* [d, ff] */
 };
 
 /* Per-call buffers for up to max_tokens tokens (owned by the caller). */

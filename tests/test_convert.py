@@ -31,6 +31,7 @@ ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "reference"))
 sys.path.insert(0, os.path.join(ROOT, "weights"))
 import bpe_ref  # noqa: E402
+import convert as convert_mod  # noqa: E402
 import flamingo_ref  # noqa: E402
 import make_flamingo_golden as mfg  # noqa: E402
 import stfile  # noqa: E402
@@ -217,6 +218,38 @@ def main():
                    "model" + "".join("\n      " + b for b in bad[:6]))
             os.remove(out)
 
+        # q8_0: the weight matrices as int8 + F16 scales (numpy's quantiser, exactly), the rest f32;
+        # the engine computes on them as stored and must match the reference run on the widened
+        # values
+        out = os.path.join(tmp, "of_mosaic.q8_0.safetensors")
+        p = convert(paths, out, ["--dtype", "q8_0", "--name", "of_mosaic"])
+        bad = [p.stderr.decode().strip()] if p.returncode else []
+        if not bad:
+            header = stfile.LazyFile(out).tensors
+            got, _ = stfile.read(out)
+            widened, n_q = {}, 0
+            for k, v in truth.items():
+                v = np.asarray(v, np.float32)
+                if convert_mod.q8_0_eligible(k, v.shape):
+                    n_q += 1
+                    q, sc = stfile.q8_0(v)
+                    if header[k].dtype != "i1" or header.get(k + "_scale") is None:
+                        bad.append(f"{k}: stored as {header[k].dtype}, expected i8 + {k}_scale")
+                    elif not (np.array_equal(got[k].reshape(q.shape), q) and np.array_equal(got[k + "_scale"], sc)):
+                        bad.append(f"{k}: q8_0 values or scales differ from stfile.q8_0")
+                    widened[k] = stfile.q8_0_to_f32(q, sc).reshape(v.shape)
+                else:
+                    if header[k].dtype != "<f4" or not np.array_equal(got[k], v):
+                        bad.append(f"{k}: expected f32, unchanged")
+                    widened[k] = v
+            if n_q < 10:
+                bad.append(f"only {n_q} tensors quantized")
+            bad += check_outputs(out, flamingo_ref.from_state(cfg, widened), tok, size)
+        report(not bad, "--dtype q8_0: weight matrices int8 + F16 scales as stfile.q8_0, the rest f32; "
+               "logits and text of the widened model" + "".join("\n      " + b for b in bad[:6]))
+        if os.path.exists(out):
+            os.remove(out)
+
         errors(tmp, made)
     print(f"{failures} failed")
     return 1 if failures else 0
@@ -262,7 +295,8 @@ def errors(tmp, made):
     expect_error("LM without a tensor", convert(mos, out, lm=d), out,
                  "missing tensor 'lang_encoder.transformer.blocks.2.decoder_layer.attn.out_proj.weight'")
     expect_error("wrong --xattn-heads", convert(mos, out, ["--xattn-heads", "4"]), out, "--xattn-heads")
-    expect_error("q8_0", convert(mos, out, ["--dtype", "q8_0"]), out, "q8_0")
+    expect_error("--model with upstream inputs", convert(mos, out, ["--model", mos["checkpoint"]]), out,
+                 "--model replaces")
     expect_error("vision file that is not CLIP", convert(mos, out, vision=mos["checkpoint"]), out,
                  "no CLIP image tower")
     for layers, needle in ((3, "missing tensor 'vision_encoder.transformer.resblocks.2."),

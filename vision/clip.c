@@ -18,11 +18,11 @@
 
 struct clip_layer {
     const float *ln1_w, *ln1_b;   /* [W] */
-    const float *qkv_w, *qkv_b;   /* [3W, W], [3W] */
-    const float *out_w, *out_b;   /* [W, W], [W] */
+    struct wmat qkv_w, out_w;     /* [3W, W], [W, W] */
+    struct wmat fc_w, proj_w;     /* [M, W], [W, M] */
+    const float *qkv_b, *out_b;   /* [3W], [W] */
     const float *ln2_w, *ln2_b;   /* [W] */
-    const float *fc_w, *fc_b;     /* [M, W], [M] */
-    const float *proj_w, *proj_b; /* [W, M], [W] */
+    const float *fc_b, *proj_b;   /* [M], [W] */
 };
 
 struct clip_model {
@@ -30,7 +30,7 @@ struct clip_model {
     int grid;      /* S / P */
     int n_tok;     /* grid^2 + 1 */
     int patch_len; /* 3 P P */
-    const float *conv_w;                 /* [W, 3, P, P] = [W, patch_len] */
+    struct wmat conv_w;                  /* [W, 3, P, P] = [W, patch_len] */
     const float *conv_b;                 /* [W] or NULL */
     const float *cls;                    /* [W] */
     const float *pos;                    /* [T, W] */
@@ -71,7 +71,7 @@ int clip_load(const struct st_file *f, const struct cfg_vision *cfg, const char 
     struct wl *w = &m->wl;
     const char *p = prefix;
     int rc;
-    if ((rc = wl_getf(w, &m->conv_w, 0, err, 4, s_conv, "%sconv1.weight", p)) < 0 ||
+    if ((rc = wl_getf_w(w, &m->conv_w, err, 4, s_conv, "%sconv1.weight", p)) < 0 ||
         (rc = wl_getf(w, &m->conv_b, 1, err, 1, s_w, "%sconv1.bias", p)) < 0 ||
         (rc = wl_getf(w, &m->cls, 0, err, 1, s_w, "%sclass_embedding", p)) < 0 ||
         (rc = wl_getf(w, &m->pos, 0, err, 2, s_pos, "%spositional_embedding", p)) < 0 ||
@@ -87,15 +87,15 @@ int clip_load(const struct st_file *f, const struct cfg_vision *cfg, const char 
         const char *r = "transformer.resblocks";
         if ((rc = wl_getf(w, &l->ln1_w, 0, err, 1, s_w, "%s%s.%d.ln_1.weight", p, r, i)) < 0 ||
             (rc = wl_getf(w, &l->ln1_b, 0, err, 1, s_w, "%s%s.%d.ln_1.bias", p, r, i)) < 0 ||
-            (rc = wl_getf(w, &l->qkv_w, 0, err, 2, s_qkv, "%s%s.%d.attn.in_proj_weight", p, r, i)) < 0 ||
+            (rc = wl_getf_w(w, &l->qkv_w, err, 2, s_qkv, "%s%s.%d.attn.in_proj_weight", p, r, i)) < 0 ||
             (rc = wl_getf(w, &l->qkv_b, 0, err, 1, s_qkvb, "%s%s.%d.attn.in_proj_bias", p, r, i)) < 0 ||
-            (rc = wl_getf(w, &l->out_w, 0, err, 2, s_ww, "%s%s.%d.attn.out_proj.weight", p, r, i)) < 0 ||
+            (rc = wl_getf_w(w, &l->out_w, err, 2, s_ww, "%s%s.%d.attn.out_proj.weight", p, r, i)) < 0 ||
             (rc = wl_getf(w, &l->out_b, 0, err, 1, s_w, "%s%s.%d.attn.out_proj.bias", p, r, i)) < 0 ||
             (rc = wl_getf(w, &l->ln2_w, 0, err, 1, s_w, "%s%s.%d.ln_2.weight", p, r, i)) < 0 ||
             (rc = wl_getf(w, &l->ln2_b, 0, err, 1, s_w, "%s%s.%d.ln_2.bias", p, r, i)) < 0 ||
-            (rc = wl_getf(w, &l->fc_w, 0, err, 2, s_fc, "%s%s.%d.mlp.c_fc.weight", p, r, i)) < 0 ||
+            (rc = wl_getf_w(w, &l->fc_w, err, 2, s_fc, "%s%s.%d.mlp.c_fc.weight", p, r, i)) < 0 ||
             (rc = wl_getf(w, &l->fc_b, 0, err, 1, s_m, "%s%s.%d.mlp.c_fc.bias", p, r, i)) < 0 ||
-            (rc = wl_getf(w, &l->proj_w, 0, err, 2, s_proj, "%s%s.%d.mlp.c_proj.weight", p, r, i)) < 0 ||
+            (rc = wl_getf_w(w, &l->proj_w, err, 2, s_proj, "%s%s.%d.mlp.c_proj.weight", p, r, i)) < 0 ||
             (rc = wl_getf(w, &l->proj_b, 0, err, 1, s_w, "%s%s.%d.mlp.c_proj.bias", p, r, i)) < 0) {
             clip_free(m);
             return rc;
@@ -186,7 +186,7 @@ static void encode_chunk(const struct clip_model *m, struct clip_state *s, const
     /* Patch embedding into a compact [n*G2, W] block (h is free now), then
      * interleave CLS and add positions. */
     im2col(m, pixels, n, s->patches);
-    mat_linear(s->h, s->patches, m->conv_w, m->conv_b, n * G2, W, m->patch_len, 0);
+    mat_linear_w(s->h, s->patches, &m->conv_w, m->conv_b, n * G2, 0);
     for (int i = 0; i < n; i++) {
         float *x = s->x + (size_t)i * T * W;
         for (int j = 0; j < W; j++) x[j] = m->cls[j] + m->pos[j];
@@ -202,14 +202,14 @@ static void encode_chunk(const struct clip_model *m, struct clip_state *s, const
     for (int li = 0; li < c->layers; li++) {
         const struct clip_layer *l = &m->layers[li];
         mat_layernorm(s->h, s->x, l->ln1_w, l->ln1_b, rows, W, c->ln_eps);
-        mat_linear(s->qkv, s->h, l->qkv_w, l->qkv_b, rows, 3 * W, W, 0);
+        mat_linear_w(s->qkv, s->h, &l->qkv_w, l->qkv_b, rows, 0);
         mat_attention(s->qkv, n, T, W, c->heads, s->attn, s->attn_scratch, s->attn_scratch_floats);
-        mat_linear(s->x, s->attn, l->out_w, l->out_b, rows, W, W, 1);
+        mat_linear_w(s->x, s->attn, &l->out_w, l->out_b, rows, 1);
         mat_layernorm(s->h, s->x, l->ln2_w, l->ln2_b, rows, W, c->ln_eps);
-        mat_linear(s->mlp, s->h, l->fc_w, l->fc_b, rows, M, W, 0);
+        mat_linear_w(s->mlp, s->h, &l->fc_w, l->fc_b, rows, 0);
         if (c->act == CFG_ACT_QUICK_GELU) mat_quick_gelu(s->mlp, (size_t)rows * M);
         else mat_gelu(s->mlp, (size_t)rows * M);
-        mat_linear(s->x, s->mlp, l->proj_w, l->proj_b, rows, W, M, 1);
+        mat_linear_w(s->x, s->mlp, &l->proj_w, l->proj_b, rows, 1);
     }
 
     const int skip = c->keep_cls ? 0 : 1, n_out = T - skip;

@@ -4,7 +4,7 @@ publishes them, into one flamingo.c model file (docs/FORMAT.md).
 
     python3 weights/convert.py --vision ViT-L-14.pt --lm mpt-1b-redpajama-200b/ \\
         --checkpoint checkpoint.pt --tokenizer tokenizer.json --out of-3b.safetensors \\
-        [--vision-config ViT-L-14.json] [--dtype f32|f16|bf16] [--name NAME] \\
+        [--vision-config ViT-L-14.json] [--dtype f32|f16|bf16|q8_0] [--name NAME] \\
         [--perceiver-heads 8 --perceiver-dim-head 64 --xattn-heads 8 --xattn-dim-head 64]
 
 What goes in, and where each part of the model comes from (as OpenFlamingo's
@@ -40,7 +40,13 @@ read whole, through torch itself.
 
 Output dtypes: --dtype applies to every tensor of two or more dimensions;
 1-D tensors (norms, biases, gates, the class embedding) stay f32, as they are
-a rounding error of the size and the engine reads them as f32 anyway.
+a rounding error of the size and the engine reads them as f32 anyway.  q8_0
+applies to the weight matrices only (q8_0_eligible), as int8 plus F16 scales
+`NAME_scale` (docs/FORMAT.md); the rest stays f32.
+
+    python3 weights/convert.py --model FILE --dtype q8_0 --out OUT
+
+re-stores an existing flamingo.c model file instead (config and tokenizer kept).
 Needs Python 3 with numpy and torch (torch only for TorchScript archives,
 legacy pickles and bf16/f16 rounding is done in numpy).
 """
@@ -786,11 +792,9 @@ def build(args):
             raise ConvertError(f"{origin[name]}: '{name}' has shape {shape_str(s.shape)}, the model "
                                f"needs {shape_str(shape)}" + _hint(name, cfg))
 
-    dt = args.dtype
     entries = []
     for name, s in src.items():
-        out_dt = dt if len(s.shape) >= 2 else "f32"
-        entries.append((name, out_dt, s.shape, _producer(name, s, out_dt)))
+        entries += typed_entries(name, s.shape, args.dtype, lambda name=name, s=s: f32(s, name))
     meta = {"config": json.dumps(cfg), "tokenizer": tok_text,
             "source": json.dumps({"vision": os.path.basename(args.vision),
                                   "lm": [os.path.basename(os.path.normpath(args.lm))] + lm_files,
@@ -815,25 +819,77 @@ def _hint(name, cfg):
     return ""
 
 
-def _producer(name, s, out_dt):
+def q8_0_eligible(name, shape):
+    """q8_0 is for the weight matrices the engine multiplies by (its Linear
+    layers, the patch embedding, the token embeddings): tensors named
+    *weight of two or more dimensions whose rows (all but the first
+    dimension) hold a multiple of 32 values."""
+    k = 1
+    for d in shape[1:]:
+        k *= int(d)
+    return len(shape) >= 2 and name.endswith("weight") and k % stfile.Q8_BLOCK == 0
+
+
+def typed_entries(name, shape, dt, get_f32):
+    """write_stream entries for one tensor stored as --dtype dt: 1-D tensors
+    stay f32; q8_0 becomes an I8 tensor plus its F16 scales `name_scale`
+    (docs/FORMAT.md), or f32 where q8_0 does not apply (q8_0_eligible)."""
+    if len(shape) < 2 or (dt == "q8_0" and not q8_0_eligible(name, shape)):
+        return [(name, "f32", shape, get_f32)]
+    if dt == "q8_0":
+        n = int(shape[0])
+        k = int(np.prod(shape[1:]))
+        return [(name, "i8", shape, lambda: stfile.q8_0(get_f32())[0].reshape(shape)),
+                (name + "_scale", "f16", (n, k // stfile.Q8_BLOCK), lambda: stfile.q8_0(get_f32())[1])]
+
     def produce():
-        a = f32(s, name)
-        if out_dt == "f16":
+        a = get_f32()
+        if dt == "f16":
             big = np.abs(a) > 65504
             if big.any() and np.isfinite(a[big]).any():
                 raise ConvertError(f"{name}: values up to {np.abs(a).max():g} overflow f16; use bf16 or f32")
         return a
-    return produce
+    return [(name, dt, shape, produce)]
+
+
+def build_from_model(args):
+    """--model: an existing flamingo.c model file, every tensor re-stored as
+    --dtype (q8_0 tensors are widened first); config and tokenizer kept."""
+    try:
+        lf = stfile.LazyFile(args.model)
+    except ValueError as e:
+        raise ConvertError(str(e)) from None
+    meta = dict(lf.metadata)
+    if "config" not in meta:
+        raise ConvertError(f"{args.model}: no config in its metadata (not a flamingo.c model file)")
+    cfg = json.loads(meta["config"])
+    entries = []
+    for name, t in sorted(lf.tensors.items()):
+        if name.endswith("_scale") and name[: -len("_scale")] in lf.tensors:
+            continue
+
+        def get(name=name, t=t):
+            if t.dtype == "i1":
+                sc = lf.tensors.get(name + "_scale")
+                if sc is None or sc.dtype != "<f2":
+                    raise ConvertError(f"{args.model}: '{name}' is I8 without F16 scales '{name}_scale'")
+                return stfile.q8_0_to_f32(t.numpy().reshape(t.shape[0], -1), sc.numpy()).reshape(t.shape)
+            return f32(t, f"{args.model}: {name}")
+        entries += typed_entries(name, t.shape, args.dtype, get)
+    meta["converter"] = f"flamingo.c weights/convert.py {CONVERTER_VERSION}"
+    meta["source"] = json.dumps({"model": os.path.basename(args.model)})
+    return cfg, meta, entries
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(
         prog="convert.py", description="Convert an OpenFlamingo model (upstream files) to a flamingo.c model file.")
-    ap.add_argument("--vision", required=True, help="CLIP weights: ViT-L-14.pt, open_clip or timm state dict")
+    ap.add_argument("--vision", help="CLIP weights: ViT-L-14.pt, open_clip or timm state dict")
     ap.add_argument("--vision-config", help="open_clip model config JSON (default: ViT-L-14, QuickGELU)")
-    ap.add_argument("--lm", required=True, help="HF language-model folder (config.json + weights)")
-    ap.add_argument("--checkpoint", required=True, help="OpenFlamingo checkpoint.pt")
-    ap.add_argument("--tokenizer", required=True, help="the LM's tokenizer.json")
+    ap.add_argument("--lm", help="HF language-model folder (config.json + weights)")
+    ap.add_argument("--checkpoint", help="OpenFlamingo checkpoint.pt")
+    ap.add_argument("--tokenizer", help="the LM's tokenizer.json")
+    ap.add_argument("--model", help="instead of the four above: a flamingo.c model file to store as --dtype")
     ap.add_argument("--out", required=True, help="the model file to write (.safetensors)")
     ap.add_argument("--dtype", default="f32", choices=["f32", "f16", "bf16", "q8_0"])
     ap.add_argument("--name", help="model name stored in the config (default: from --out)")
@@ -844,13 +900,16 @@ def main(argv=None):
     ap.add_argument("--quiet", action="store_true", help="no progress lines")
     args = ap.parse_args(argv)
     try:
-        if args.dtype == "q8_0":
-            raise ConvertError("--dtype q8_0: the engine has no quantized kernels yet; use f32, f16 or bf16")
+        upstream = [args.vision, args.lm, args.checkpoint, args.tokenizer]
+        if args.model and any(upstream):
+            raise ConvertError("--model replaces --vision, --lm, --checkpoint and --tokenizer; give one or the other")
+        if not args.model and not all(upstream):
+            raise ConvertError("needs --vision, --lm, --checkpoint and --tokenizer (or --model)")
         for n in ("perceiver_heads", "perceiver_dim_head", "xattn_heads", "xattn_dim_head"):
             if not 1 <= getattr(args, n) <= 1024:
                 raise ConvertError(f"--{n.replace('_', '-')} must be in [1, 1024]")
         t0 = time.time()
-        cfg, meta, entries = build(args)
+        cfg, meta, entries = build_from_model(args) if args.model else build(args)
         tmp = args.out + ".part"
         total = [0]
 

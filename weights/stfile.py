@@ -73,6 +73,31 @@ def _encode_chunks(arr, dt):
         yield np.ascontiguousarray(part, dtype=np_dt)
 
 
+Q8_BLOCK = 32
+
+
+def q8_0(a):
+    """float32 [n, ...] -> (int8 values [n, k], float16 scales [n, k / 32]): one
+    scale per block of 32 along each row, scale = max |w| / 127 rounded to f16,
+    values rint(w / scale) (ties to even) clamped to +-127; a block of zeros
+    has scale 0.  core/wmat.c's wmat_q8_quantize_row is the same, bit for bit."""
+    a = np.asarray(a, dtype=np.float32)
+    n = a.shape[0]
+    b = a.reshape(n, -1, Q8_BLOCK)
+    scale = (np.abs(b).max(axis=-1) / np.float32(127)).astype(np.float16)
+    s = scale.astype(np.float32)[..., None]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        q = np.where(s > 0, np.rint(b / np.where(s > 0, s, np.float32(1))), np.float32(0))
+    return np.clip(q, -127, 127).astype(np.int8).reshape(n, -1), scale
+
+
+def q8_0_to_f32(q, scale):
+    """The inverse: int8 [n, k] and float16 [n, k / 32] -> float32 [n, k]."""
+    n = q.shape[0]
+    b = np.asarray(q, dtype=np.float32).reshape(n, -1, Q8_BLOCK)
+    return (b * np.asarray(scale, dtype=np.float32)[..., None]).reshape(n, -1)
+
+
 def write(path, tensors, metadata=None, dtypes=None):
     """tensors: dict name -> numpy array.  dtypes: optional dict name -> one of
     DTYPES (default: the array's own dtype; float64 is stored as f32).

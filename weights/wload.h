@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 
+#include "../core/wmat.h"
 #include "st.h"
 
 struct wl {
@@ -34,5 +35,17 @@ int wl_get(struct wl *w, const char *name, int n_dims, const int64_t *shape, int
 /* Same with the name built printf-style (at most 255 characters). */
 int wl_getf(struct wl *w, const float **out, int optional, struct fl_err *err, int n_dims,
             const int64_t *shape, const char *fmt, ...) __attribute__((format(printf, 7, 8)));
+
+/*
+ * A Linear layer's weight, kept in the type the file stores where a kernel
+ * computes on it (core/wmat.h): F32 and BF16 in place (when aligned), q8_0
+ * from an I8 tensor `name` plus its F16 scales `name` + "_scale", shaped
+ * [shape[0], prod(shape[1:]) / 32] (FORMAT.md).  F16 becomes an F32 copy.
+ * shape[] is checked as wl_get does; out->n = shape[0], out->k = the rest.
+ */
+int wl_get_w(struct wl *w, const char *name, int n_dims, const int64_t *shape, struct wmat *out,
+             struct fl_err *err);
+int wl_getf_w(struct wl *w, struct wmat *out, struct fl_err *err, int n_dims, const int64_t *shape,
+              const char *fmt, ...) __attribute__((format(printf, 6, 7)));
 
 #endif

@@ -3,8 +3,7 @@
  * limit, measured in the same run (these machines are shared and noisy, so a
  * number means something only as a ratio to a limit measured alongside it).
  *
- *   flamingo bench --synthetic vit-l-14 [-t THREADS] [--json]
- *   flamingo bench --synthetic openflamingo-3b [--dtype f32] [-t THREADS] [--json]
+ *   flamingo bench --synthetic vit-l-14|openflamingo-3b [--dtype f32|bf16|q8_0] [-t THREADS] [--json]
  *
  * Limit: OpenBLAS sgemm GFLOP/s on the shape of the tower's MLP GEMM (8
  * images x 257 tokens, 1024 -> 4096).  Figure: CLIP ViT-L/14 encode time per
@@ -24,8 +23,10 @@
  * 8 and 16 sequences batched (lm_forward_batch: one GEMM per Linear),
  * time to first token for a new image (encode, resample, the image's keys
  * and values, prefill) and for one whose keys and values are cached, as the
- * server's image cache holds them, and the peak RSS.  --dtype names the
- * weight format; only f32 exists so far.
+ * server's image cache holds them, and the peak RSS.  --dtype stores the
+ * weights of two or more dimensions as weights/convert.py --dtype does
+ * (f32, bf16, or q8_0 for the weight matrices); bytes per decoded token
+ * count the stored bytes.
  */
 #include "bench.h"
 
@@ -89,7 +90,7 @@ static double time_encode(const struct clip_model *m, struct clip_state *s, cons
 
 static double max2(double a, double b) { return a > b ? a : b; }
 
-static int bench_vit(int json) {
+static int bench_vit(int json, enum wmat_type type) {
     struct cfg_vision v;
     cfg_vision_default(&v);
     struct fl_err err = {0};
@@ -107,7 +108,7 @@ static int bench_vit(int json) {
     double gemm = sgemm_gflops(gm, gn, gk, 5);
 
     if (!json) fprintf(stderr, "bench: building ViT-L/14 with random weights...\n");
-    if ((rc = synth_vision(&v, 1, &buf, &len, &err)) < 0 ||
+    if ((rc = synth_vision(&v, 1, type, &buf, &len, &err)) < 0 ||
         (rc = st_open_memory(buf, len, "synthetic-vit-l-14", &f, &err)) < 0 ||
         (rc = clip_load(f, &v, "vision_encoder.", &m, &err)) < 0 ||
         (rc = clip_state_init(m, B, &s, &err)) < 0)
@@ -245,7 +246,8 @@ static void of3b_image(struct of3b *b, float *kv) {
     lm_media_kv(b->lm, b->latents, kv);
 }
 
-static int bench_of3b(int json, const char *dtype) {
+static int bench_of3b(int json, enum wmat_type type) {
+    const char *dtype = wmat_type_name(type);
     struct fl_err err = {0};
     struct of3b b = {0};
     struct fl_config *c = &b.cfg;
@@ -260,12 +262,12 @@ static int bench_of3b(int json, const char *dtype) {
     double bw = mem_bandwidth(mat_threads());
 
     if (!json) fprintf(stderr, "bench: building OpenFlamingo-3B with random weights (about 10 GB)...\n");
-    if ((rc = synth_vision_perceiver(c, 1, &b.vbuf, &b.vlen, &err)) < 0 ||
+    if ((rc = synth_vision_perceiver(c, 1, type, &b.vbuf, &b.vlen, &err)) < 0 ||
         (rc = st_open_memory(b.vbuf, b.vlen, "synthetic-vit-perceiver", &b.vf, &err)) < 0 ||
         (rc = clip_load(b.vf, &c->vision, "vision_encoder.", &b.clip, &err)) < 0 ||
         (rc = clip_state_init(b.clip, B8, &b.cs, &err)) < 0 ||
         (rc = perc_load(b.vf, &c->perceiver, c->vision.width, clip_out_tokens(b.clip), &b.perc, &err)) < 0 ||
-        (rc = perc_state_init(b.perc, B8, &b.ps, &err)) < 0 || (rc = synth_lm(c, 3, &b.lbuf, &b.llen, &err)) < 0 ||
+        (rc = perc_state_init(b.perc, B8, &b.ps, &err)) < 0 || (rc = synth_lm(c, 3, type, &b.lbuf, &b.llen, &err)) < 0 ||
         (rc = st_open_memory(b.lbuf, b.llen, "synthetic-openflamingo-3b", &b.lf, &err)) < 0 ||
         (rc = cfg_parse(st_metadata(b.lf, "config"), c, &err)) < 0 || (rc = lm_load(b.lf, c, &b.lm, &err)) < 0 ||
         (rc = lm_media_init_ref(b.lm, 4, &b.media, &err)) < 0 ||
@@ -381,8 +383,15 @@ static int bench_of3b(int json, const char *dtype) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     double rss_mb = ru.ru_maxrss / 1024.0;
-    /* every weight of the language side is read once per decoded token */
-    double lm_bytes = (double)b.llen, lm_params = lm_bytes / 4.0;
+    /* every weight of the language side is read once per decoded token, in
+     * the type it is stored in (q8_0: its scales too) */
+    double lm_bytes = 0, lm_params = 0;
+    for (int i = 0; i < st_n_tensors(b.lf); i++) {
+        const struct st_tensor *t = st_tensor_at(b.lf, i);
+        size_t nl = strlen(t->name);
+        lm_bytes += (double)t->n_bytes;
+        if (nl < 6 || strcmp(t->name + nl - 6, "_scale") != 0) lm_params += (double)t->n_elems;
+    }
     double vflops = clip_flops_per_image(&c->vision);
     double vis_ratio1 = vflops / vis1 * 1e-9 / gemm, vis_ratio8 = vflops / vis8 * 1e-9 / gemm;
     double pre64_ratio = 2.0 * lm_params * N64 / pre64 * 1e-9 / gemm;
@@ -434,6 +443,7 @@ int bench_main(int argc, char **argv) {
         {0, 0, 0, 0},
     };
     const char *synthetic = NULL, *dtype = "f32";
+    enum wmat_type type = WMAT_F32;
     int json = 0, c;
     optind = 1;
     while ((c = getopt_long(argc, argv, "s:t:d:jh", opts, NULL)) != -1) {
@@ -451,7 +461,8 @@ int bench_main(int argc, char **argv) {
         case 'j': json = 1; break;
         case 'd': dtype = optarg; break;
         case 'h':
-            printf("usage: flamingo bench --synthetic vit-l-14|openflamingo-3b [--dtype f32] [-t THREADS] [--json]\n");
+            printf("usage: flamingo bench --synthetic vit-l-14|openflamingo-3b [--dtype f32|bf16|q8_0] [-t THREADS] "
+                   "[--json]\n");
             return 0;
         default: return 2;
         }
@@ -464,16 +475,17 @@ int bench_main(int argc, char **argv) {
         fprintf(stderr, "flamingo: bench: --synthetic vit-l-14 or openflamingo-3b is required\n");
         return 2;
     }
-    if (strcmp(dtype, "f32") != 0) {
-        fprintf(stderr, "flamingo: bench: --dtype %s: only f32 weights exist so far (bf16 and q8_0 are issue 7)\n",
-                dtype);
+    if (!strcmp(dtype, "bf16")) type = WMAT_BF16;
+    else if (!strcmp(dtype, "q8_0")) type = WMAT_Q8_0;
+    else if (strcmp(dtype, "f32") != 0) {
+        fprintf(stderr, "flamingo: bench: --dtype must be f32, bf16 or q8_0, not '%s'\n", dtype);
         return 2;
     }
-    if (!strcmp(synthetic, "openflamingo-3b")) return bench_of3b(json, dtype);
+    if (!strcmp(synthetic, "openflamingo-3b")) return bench_of3b(json, type);
     if (strcmp(synthetic, "vit-l-14") != 0) {
         fprintf(stderr, "flamingo: bench: unknown synthetic model '%s' (known: vit-l-14, openflamingo-3b)\n",
                 synthetic);
         return 2;
     }
-    return bench_vit(json);
+    return bench_vit(json, type);
 }

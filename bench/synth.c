@@ -33,14 +33,26 @@ struct spec {
     int n_dims;
     int64_t shape[4];
     enum kind kind;
-    int index;
+    int index, scale_index; /* scale_index: q8_0's "_scale" tensor, else -1 */
+    enum wmat_type type;
 };
 
 /* A growing list of tensors to create. */
 struct builder {
     struct spec *t;
     int n, cap, failed;
+    enum wmat_type type; /* how tensors of two or more dimensions are stored */
 };
+
+/* The storage weights/convert.py --dtype gives a tensor: 1-D ones f32; q8_0
+ * only for *weight tensors whose rows are a multiple of 32 (others f32). */
+static enum wmat_type storage(const struct spec *t, enum wmat_type want, int64_t k) {
+    if (t->n_dims < 2 || want == WMAT_F32) return WMAT_F32;
+    if (want == WMAT_BF16) return WMAT_BF16;
+    size_t len = strlen(t->name);
+    int is_weight = len >= 6 && strcmp(t->name + len - 6, "weight") == 0;
+    return is_weight && k % WMAT_Q8_BLOCK == 0 ? WMAT_Q8_0 : WMAT_F32;
+}
 
 static void add(struct builder *b, enum kind kind, int nd, int64_t s0, int64_t s1, const char *fmt, ...)
     __attribute__((format(printf, 6, 7)));
@@ -71,9 +83,22 @@ static int build(struct builder *b, const char *config, uint64_t seed, uint8_t *
     struct stw *w = stw_new();
     int rc = w && !b->failed ? 0 : fl_err_set(err, FL_ENOMEM, "out of memory");
     for (int i = 0; i < b->n && rc == 0; i++) {
-        int k = stw_add(w, b->t[i].name, ST_F32, b->t[i].n_dims, b->t[i].shape, err);
-        if (k < 0) rc = k;
-        b->t[i].index = k;
+        struct spec *t = &b->t[i];
+        int64_t k = 1;
+        for (int d = 1; d < t->n_dims; d++) k *= t->shape[d];
+        t->type = storage(t, b->type, k);
+        t->scale_index = -1;
+        static const enum st_dtype st_of[] = {[WMAT_F32] = ST_F32, [WMAT_BF16] = ST_BF16, [WMAT_Q8_0] = ST_I8};
+        int idx = stw_add(w, t->name, st_of[t->type], t->n_dims, t->shape, err);
+        if (idx >= 0 && t->type == WMAT_Q8_0) {
+            char sname[160];
+            const int64_t sshape[2] = {t->shape[0], k / WMAT_Q8_BLOCK};
+            snprintf(sname, sizeof sname, "%s_scale", t->name);
+            t->scale_index = stw_add(w, sname, ST_F16, 2, sshape, err);
+            if (t->scale_index < 0) idx = t->scale_index;
+        }
+        if (idx < 0) rc = idx;
+        t->index = idx;
     }
     if (rc == 0) rc = stw_add_meta(w, "config", config, err);
     if (rc == 0) rc = stw_finish(w, buf, len, err);
@@ -87,7 +112,28 @@ static int build(struct builder *b, const char *config, uint64_t seed, uint8_t *
                      : t->kind == EMBED ? 0.5f
                      : t->kind == GATE  ? 0.5f
                                         : 0.1f;
-        fill_uniform(stw_data(w, t->index), elems, t->kind == GAIN ? 1.0f : 0.0f, half, &state);
+        float center = t->kind == GAIN ? 1.0f : 0.0f;
+        if (t->type == WMAT_F32) {
+            fill_uniform(stw_data(w, t->index), elems, center, half, &state);
+            continue;
+        }
+        /* row by row through an f32 row, then stored as the converter would */
+        float *row = malloc(fan_in * sizeof *row);
+        if (!row) {
+            rc = fl_err_set(err, FL_ENOMEM, "out of memory");
+            break;
+        }
+        for (int64_t r = 0; r < t->shape[0]; r++) {
+            fill_uniform(row, fan_in, center, half, &state);
+            if (t->type == WMAT_BF16) {
+                uint16_t *dst = (uint16_t *)stw_data(w, t->index) + (size_t)r * fan_in;
+                for (size_t j = 0; j < fan_in; j++) dst[j] = wmat_f32_to_bf16(row[j]);
+            } else {
+                wmat_q8_quantize_row(row, (int)fan_in, (int8_t *)stw_data(w, t->index) + (size_t)r * fan_in,
+                                     (uint16_t *)stw_data(w, t->scale_index) + (size_t)r * (fan_in / WMAT_Q8_BLOCK));
+            }
+        }
+        free(row);
     }
     stw_free(w);
     free(b->t);
@@ -136,8 +182,9 @@ static void vision_json(char *out, size_t cap, const struct cfg_vision *v) {
              v->ln_post ? "true" : "false");
 }
 
-int synth_vision(const struct cfg_vision *v, uint64_t seed, uint8_t **buf, size_t *len, struct fl_err *err) {
-    struct builder b = {0};
+int synth_vision(const struct cfg_vision *v, uint64_t seed, enum wmat_type type, uint8_t **buf, size_t *len,
+                 struct fl_err *err) {
+    struct builder b = {.type = type};
     add_vision(&b, v);
     char vj[512], config[640];
     vision_json(vj, sizeof vj, v);
@@ -166,9 +213,9 @@ static void add_perceiver(struct builder *b, const struct cfg_perceiver *c, int6
     }
 }
 
-int synth_vision_perceiver(const struct fl_config *c, uint64_t seed, uint8_t **buf, size_t *len,
-                           struct fl_err *err) {
-    struct builder b = {0};
+int synth_vision_perceiver(const struct fl_config *c, uint64_t seed, enum wmat_type type, uint8_t **buf,
+                           size_t *len, struct fl_err *err) {
+    struct builder b = {.type = type};
     add_vision(&b, &c->vision);
     add_perceiver(&b, &c->perceiver, c->vision.width);
     char vj[512], config[1024];
@@ -183,8 +230,9 @@ int synth_vision_perceiver(const struct fl_config *c, uint64_t seed, uint8_t **b
 }
 
 /* MosaicGPT (MPT-1B) names: the synthetic model is OpenFlamingo-3B-shaped. */
-int synth_lm(const struct fl_config *c, uint64_t seed, uint8_t **buf, size_t *len, struct fl_err *err) {
-    struct builder b = {0};
+int synth_lm(const struct fl_config *c, uint64_t seed, enum wmat_type type, uint8_t **buf, size_t *len,
+             struct fl_err *err) {
+    struct builder b = {.type = type};
     const int64_t d = c->lm.d_model, M = c->lm.mlp_dim, V = c->lm.vocab_size, Wv = c->vision.width;
     const int64_t I = (int64_t)c->xattn.heads * c->xattn.dim_head, F = (int64_t)c->xattn.ff_mult * d;
     if (c->lm.family != CFG_FAMILY_MOSAIC_GPT) return fl_err_set(err, FL_EUNSUPPORTED, "synth_lm: MosaicGPT only");

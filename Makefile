@@ -11,7 +11,7 @@
 #   make golden     regenerate the committed fixtures (tests/fixtures/)
 #   make golden-tok regenerate the tokenizer fixtures (needs node and the npm registry)
 #   make bench      flamingo bench --synthetic vit-l-14 and openflamingo-3b
-#   make bench-compare  openflamingo-3b: flamingo.c next to PyTorch f32, and bf16 where the CPU has it
+#   make bench-compare  openflamingo-3b: flamingo.c (f32, bf16, q8_0) next to PyTorch f32, and bf16 where the CPU has it
 #   make deps       install the Debian packages (apt-get; sudo when not root)
 #
 # Objects go to $(BUILD)/ (build/ or build-asan/), so sanitizer and normal
@@ -139,8 +139,9 @@ bench: $(BIN)
 	./$(BIN) bench --synthetic openflamingo-3b
 
 PEER_DTYPES ?= auto
+DTYPES ?= f32,bf16,q8_0
 bench-compare: $(BIN)
-	$(PYTHON) bench/compare.py --bin ./$(BIN) --peer-dtypes $(PEER_DTYPES)
+	$(PYTHON) bench/compare.py --bin ./$(BIN) --dtypes $(DTYPES) --peer-dtypes $(PEER_DTYPES)
 
 # Warnings-as-errors build with clang into its own folder (CI runs it).
 check-clang:

@@ -31,6 +31,7 @@
 #include "bench.h"
 
 #include <getopt.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -435,18 +436,118 @@ done:
     return rc < 0 ? 1 : 0;
 }
 
+/*
+ * --quality: the language side at OpenFlamingo-3B's shape, random weights,
+ * stored as `type` and as f32 (the same values before rounding), on the same
+ * 4 prompts of 512 tokens with 4 images each (random latents): how often the
+ * two pick the same next token, and how far their logits are apart.
+ */
+static int bench_quality(int json, enum wmat_type type) {
+    enum { NS = 4, NT = 512, NIMG = 4 };
+    struct fl_err err = {0};
+    struct fl_config cfg;
+    const struct fl_config *c = &cfg;
+    uint8_t *buf[2] = {0};
+    size_t len[2] = {0};
+    struct st_file *f[2] = {0};
+    struct lm_model *lm[2] = {0};
+    struct lm_media *md[2] = {0};
+    struct lm_scratch *sc[2] = {0};
+    struct lm_seq *seq[2] = {0};
+    float *logits[2] = {0}, *lat = NULL;
+    static int ids[NT];
+    long agree = 0, total = 0;
+    double worst = 0;
+    int rc;
+    cfg_parse("{\"vision\": {}, \"lm\": {}}", &cfg, &err);
+    const int V = c->lm.vocab_size;
+    const size_t lat1 = (size_t)c->perceiver.num_latents * c->vision.width;
+    lat = malloc(NIMG * lat1 * sizeof *lat);
+    if (!lat) {
+        rc = fl_err_set(&err, FL_ENOMEM, "out of memory");
+        goto done;
+    }
+    uint64_t st = 12345;
+    for (size_t i = 0; i < NIMG * lat1; i++) {
+        st ^= st << 13, st ^= st >> 7, st ^= st << 17;
+        lat[i] = (float)(st >> 40) / 8388608.0f - 1.0f;
+    }
+    if (!json) fprintf(stderr, "bench: building the language side in f32 and %s...\n", wmat_type_name(type));
+    for (int k = 0; k < 2; k++) {
+        struct fl_config lc;
+        if ((rc = synth_lm(c, 3, k ? type : WMAT_F32, &buf[k], &len[k], &err)) < 0 ||
+            (rc = st_open_memory(buf[k], len[k], "synthetic-openflamingo-3b", &f[k], &err)) < 0 ||
+            (rc = cfg_parse(st_metadata(f[k], "config"), &lc, &err)) < 0 || (rc = lm_load(f[k], &lc, &lm[k], &err)) < 0 ||
+            (rc = lm_media_init(lm[k], NIMG, &md[k], &err)) < 0 ||
+            (rc = lm_scratch_init(lm[k], 128, NT, &sc[k], &err)) < 0 || (rc = lm_seq_init(lm[k], NT, &seq[k], &err)) < 0)
+            goto done;
+        for (int i = 0; i < NIMG; i++)
+            if ((rc = lm_media_add(lm[k], md[k], lat + i * lat1, &err)) < 0) goto done;
+        logits[k] = malloc((size_t)NT * V * sizeof *logits[k]);
+        if (!logits[k]) {
+            rc = fl_err_set(&err, FL_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    for (int sq = 0; sq < NS; sq++) {
+        for (int i = 0; i < NT; i++) ids[i] = 1 + (int)(((long)i + (long)NT * sq) * 7919 % (V - 1000));
+        for (int k = 0; k < NIMG; k++) ids[k * (NT / NIMG)] = c->tokens.media;
+        for (int k = 0; k < 2; k++) {
+            lm_seq_reset(seq[k]);
+            if ((rc = lm_forward(lm[k], seq[k], md[k], sc[k], ids, NT, logits[k], 1, &err)) < 0) goto done;
+        }
+        for (int t = 0; t < NT; t++) {
+            const float *a = logits[0] + (size_t)t * V, *b = logits[1] + (size_t)t * V;
+            int ia = 0, ib = 0;
+            float lo = a[0], hi = a[0], d = 0;
+            for (int j = 1; j < V; j++) {
+                ia = a[j] > a[ia] ? j : ia;
+                ib = b[j] > b[ib] ? j : ib;
+                lo = a[j] < lo ? a[j] : lo;
+                hi = a[j] > hi ? a[j] : hi;
+            }
+            for (int j = 0; j < V; j++) d = fabsf(a[j] - b[j]) > d ? fabsf(a[j] - b[j]) : d;
+            agree += ia == ib;
+            total++;
+            worst = d / (hi - lo) > worst ? d / (hi - lo) : worst;
+        }
+        if (!json) fprintf(stderr, "bench: %d of %d prompts\n", sq + 1, NS);
+    }
+    if (json)
+        printf("{\"model\": \"openflamingo-3b\", \"dtype\": \"%s\", \"positions\": %ld, \"top1_agreement\": %.4f, "
+               "\"max_logit_diff_of_range\": %.2e}\n",
+               wmat_type_name(type), total, (double)agree / total, worst);
+    else
+        printf("quality    %s against f32: the same next token at %ld of %ld positions (%.2f%%); "
+               "max |logit difference| %.2e of the logit range\n",
+               wmat_type_name(type), agree, total, 100.0 * agree / total, worst);
+done:
+    for (int k = 0; k < 2; k++) {
+        free(logits[k]);
+        lm_seq_free(seq[k]);
+        lm_scratch_free(sc[k]);
+        lm_media_free(md[k]);
+        lm_free(lm[k]);
+        st_close(f[k]);
+        free(buf[k]);
+    }
+    free(lat);
+    if (rc < 0) fprintf(stderr, "flamingo: bench: %s\n", err.msg);
+    return rc < 0 ? 1 : 0;
+}
+
 int bench_main(int argc, char **argv) {
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
         {"json", no_argument, 0, 'j'},           {"help", no_argument, 0, 'h'},
-        {"dtype", required_argument, 0, 'd'},
+        {"dtype", required_argument, 0, 'd'},    {"quality", no_argument, 0, 'q'},
         {0, 0, 0, 0},
     };
     const char *synthetic = NULL, *dtype = "f32";
     enum wmat_type type = WMAT_F32;
-    int json = 0, c;
+    int json = 0, quality = 0, c;
     optind = 1;
-    while ((c = getopt_long(argc, argv, "s:t:d:jh", opts, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, "s:t:d:jhq", opts, NULL)) != -1) {
         switch (c) {
         case 's': synthetic = optarg; break;
         case 't': {
@@ -459,10 +560,11 @@ int bench_main(int argc, char **argv) {
             break;
         }
         case 'j': json = 1; break;
+        case 'q': quality = 1; break;
         case 'd': dtype = optarg; break;
         case 'h':
             printf("usage: flamingo bench --synthetic vit-l-14|openflamingo-3b [--dtype f32|bf16|q8_0] [-t THREADS] "
-                   "[--json]\n");
+                   "[--json]\n       flamingo bench --synthetic openflamingo-3b --dtype bf16|q8_0 --quality [--json]\n");
             return 0;
         default: return 2;
         }
@@ -480,6 +582,13 @@ int bench_main(int argc, char **argv) {
     else if (strcmp(dtype, "f32") != 0) {
         fprintf(stderr, "flamingo: bench: --dtype must be f32, bf16 or q8_0, not '%s'\n", dtype);
         return 2;
+    }
+    if (quality) {
+        if (strcmp(synthetic, "openflamingo-3b") != 0 || type == WMAT_F32) {
+            fprintf(stderr, "flamingo: bench: --quality compares --dtype bf16 or q8_0 with f32 on openflamingo-3b\n");
+            return 2;
+        }
+        return bench_quality(json, type);
     }
     if (!strcmp(synthetic, "openflamingo-3b")) return bench_of3b(json, type);
     if (strcmp(synthetic, "vit-l-14") != 0) {

@@ -5,7 +5,9 @@ the ratio of flamingo.c to the best peer on each figure (above 1: flamingo.c is 
 times as for rates).  The limits each side measured (sgemm, memory bandwidth) are shown too:
 they were measured minutes apart on a shared machine.
 
-    python3 bench/compare.py [--peer-dtypes auto|f32|bf16|f32,bf16] [--threads N]
+    python3 bench/compare.py [--dtypes f32,bf16,q8_0] [--peer-dtypes auto|f32|bf16|f32,bf16] [--threads N]
+
+--dtypes: flamingo.c's weight formats to run (each its own column and its own ratio column).
 
 auto (the default): f32, and bf16 where the CPU has bf16 instructions (AMX-BF16 or
 AVX512-BF16). Without them PyTorch's bf16 autocast is emulated and about 80x slower than f32
@@ -48,6 +50,7 @@ def cpu_has_bf16():
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", default=os.path.join(ROOT, "flamingo"))
+    ap.add_argument("--dtypes", default="f32,bf16,q8_0")
     ap.add_argument("--peer-dtypes", default="auto")
     ap.add_argument("--threads", type=int, default=os.cpu_count())
     args = ap.parse_args()
@@ -56,20 +59,27 @@ def main():
         if args.peer_dtypes == "f32":
             print("bench-compare: no bf16 instructions on this CPU: PyTorch bf16 left out "
                   "(--peer-dtypes f32,bf16 to run it anyway)", file=sys.stderr)
-    cols = [("flamingo.c f32", run_json([args.bin, "bench", "--synthetic", "openflamingo-3b", "--json",
-                                         "-t", str(args.threads)]))]
+    ours = args.dtypes.split(",")
+    cols = [(f"flamingo.c {dt}", run_json([args.bin, "bench", "--synthetic", "openflamingo-3b", "--dtype", dt,
+                                           "--json", "-t", str(args.threads)])) for dt in ours]
     for dt in args.peer_dtypes.split(","):
         cols.append((f"pytorch {dt}", run_json([sys.executable, os.path.join(HERE, "pytorch_peer.py"),
                                                  "--dtype", dt, "--json", "--threads", str(args.threads)])))
-    print(f"{'figure':18s}" + "".join(f"{name:>18s}" for name, _ in cols) + f"{'c / best peer':>16s}")
+    n = len(ours)
+    print(f"{'figure':18s}" + "".join(f"{name:>18s}" for name, _ in cols) +
+          "".join(f"{dt + ' / best peer':>20s}" for dt in ours))
     for key, higher in ROWS:
         vals = [c.get(key) for _, c in cols]
-        peers = [v for v in vals[1:] if isinstance(v, (int, float)) and v > 0]
-        ratio = ""
-        if peers and isinstance(vals[0], (int, float)) and vals[0] > 0 and not key.startswith(("sgemm", "mem_bw")):
-            best = max(peers) if higher else min(peers)
-            ratio = f"{(vals[0] / best if higher else best / vals[0]):.2f}x"
-        print(f"{key:18s}" + "".join(f"{'' if v is None else v:>18}" for v in vals) + f"{ratio:>16s}")
+        peers = [v for v in vals[n:] if isinstance(v, (int, float)) and v > 0]
+        ratios = []
+        for v in vals[:n]:
+            r = ""
+            if peers and isinstance(v, (int, float)) and v > 0 and not key.startswith(("sgemm", "mem_bw")):
+                best = max(peers) if higher else min(peers)
+                r = f"{(v / best if higher else best / v):.2f}x"
+            ratios.append(r)
+        print(f"{key:18s}" + "".join(f"{'' if v is None else v:>18}" for v in vals) +
+              "".join(f"{r:>20s}" for r in ratios))
 
 
 if __name__ == "__main__":

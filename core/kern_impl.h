@@ -396,10 +396,9 @@ static inline void wq_widen(const struct wmat *w, int j, int t0, int kl, float *
     }
 }
 
-/* Up to this many rows the products below widen the stored weights in
- * registers, straight from memory (decode: the bytes read are the cost);
- * with more rows, widening once into L1 for all of them is cheaper. */
-#define WQ_DIRECT_ROWS 4
+/* Rows of x that pass over one W row together (their accumulators and the
+ * widened weights fill the 16 vector registers). */
+#define WQ_GROUP 4
 
 typedef uint16_t v8u16 __attribute__((vector_size(16)));
 typedef uint32_t v8u32 __attribute__((vector_size(32)));
@@ -451,103 +450,108 @@ static void f16_to_f32_run(const uint16_t *h, int n, float *out) {
     }
 }
 
-/* m <= WQ_DIRECT_ROWS rows of x against W rows [j_lo, j_hi), each stored
- * weight loaded once and widened in registers.  q8_0: per block of 32, the
- * int8 values times x summed in 4 x 8 lanes, then scaled once. */
-static void wq_direct(const float *x, int ldx, int m, const struct wmat *w, int j_lo, int j_hi, float *y, int ldy,
-                      float alpha, int accumulate) {
-    const int k = w->k;
-    float sc[NT_KC];
-    for (int j = j_lo; j < j_hi; j++) {
-        v8f a[WQ_DIRECT_ROWS] = {{0}};
-        float tail[WQ_DIRECT_ROWS] = {0};
-        if (w->type == WMAT_Q8_0) {
-            const int8_t *q = (const int8_t *)w->data + (size_t)j * k;
-            const uint16_t *s16 = w->scale + (size_t)j * (k / WMAT_Q8_BLOCK);
-            for (int b0 = 0; b0 < k / WMAT_Q8_BLOCK; b0 += NT_KC) {
-                const int nb = k / WMAT_Q8_BLOCK - b0 < NT_KC ? k / WMAT_Q8_BLOCK - b0 : NT_KC;
-                f16_to_f32_run(s16 + b0, nb, sc);
-                if (m == 1) { /* decode: two blocks per step, two accumulator chains */
-                    v8f a0 = {0}, a1 = {0};
-                    int b = 0;
-                    for (; b + 2 <= nb; b += 2) {
-                        const int t = (b0 + b) * WMAT_Q8_BLOCK;
-                        const int8_t *qb = q + t;
-                        const float *xr = x + t;
-                        v8f d0 = ld8_i8(qb) * ld8(xr) + ld8_i8(qb + 8) * ld8(xr + 8);
-                        v8f e0 = ld8_i8(qb + 16) * ld8(xr + 16) + ld8_i8(qb + 24) * ld8(xr + 24);
-                        v8f d1 = ld8_i8(qb + 32) * ld8(xr + 32) + ld8_i8(qb + 40) * ld8(xr + 40);
-                        v8f e1 = ld8_i8(qb + 48) * ld8(xr + 48) + ld8_i8(qb + 56) * ld8(xr + 56);
-                        a0 += sc[b] * (d0 + e0);
-                        a1 += sc[b + 1] * (d1 + e1);
-                    }
-                    for (; b < nb; b++) {
-                        const int t = (b0 + b) * WMAT_Q8_BLOCK;
-                        v8f d = ld8_i8(q + t) * ld8(x + t) + ld8_i8(q + t + 8) * ld8(x + t + 8) +
-                                ld8_i8(q + t + 16) * ld8(x + t + 16) + ld8_i8(q + t + 24) * ld8(x + t + 24);
-                        a0 += sc[b] * d;
-                    }
-                    a[0] += a0 + a1;
-                    continue;
-                }
-                for (int b = 0; b < nb; b++) {
-                    const int t = (b0 + b) * WMAT_Q8_BLOCK;
-                    const v8f w0 = ld8_i8(q + t), w1 = ld8_i8(q + t + 8), w2 = ld8_i8(q + t + 16),
-                              w3 = ld8_i8(q + t + 24);
-                    for (int r = 0; r < m; r++) {
-                        const float *xr = x + (size_t)r * ldx + t;
-                        v8f d = w0 * ld8(xr) + w1 * ld8(xr + 8) + w2 * ld8(xr + 16) + w3 * ld8(xr + 24);
-                        a[r] += sc[b] * d;
-                    }
-                }
+/* Columns per pass of wq_row: a chunk's q8_0 scales, as f32, sit on the
+ * stack (any row length works, in chunks). */
+#define WQ_CHUNK 8192
+
+/* out[r] += sum_t x[r][t] w[j][t] over t in [t0, t1), for mm <= WQ_GROUP
+ * rows of x: each stored weight loaded once and widened in registers.
+ * q8_0 (t0, t1 multiples of 32): per block, the int8 values times x summed
+ * in 4 x 8 lanes, then scaled once; sc = the scales of blocks t0 / 32... */
+static inline void wq_row(const float *x, int ldx, int mm, const struct wmat *w, int j, int t0, int t1,
+                          const float *sc, float out[WQ_GROUP]) {
+    const size_t row = (size_t)j * w->k;
+    v8f a[WQ_GROUP] = {{0}};
+    float tail[WQ_GROUP] = {0};
+    if (w->type == WMAT_Q8_0) {
+        const int8_t *q = (const int8_t *)w->data + row;
+        const int nb = (t1 - t0) / WMAT_Q8_BLOCK;
+        if (mm == 1) { /* decode: two blocks per step, two accumulator chains */
+            v8f a0 = {0}, a1 = {0};
+            int b = 0;
+            for (; b + 2 <= nb; b += 2) {
+                const int t = t0 + b * WMAT_Q8_BLOCK;
+                const int8_t *qb = q + t;
+                const float *xr = x + t;
+                v8f d0 = ld8_i8(qb) * ld8(xr) + ld8_i8(qb + 8) * ld8(xr + 8);
+                v8f e0 = ld8_i8(qb + 16) * ld8(xr + 16) + ld8_i8(qb + 24) * ld8(xr + 24);
+                v8f d1 = ld8_i8(qb + 32) * ld8(xr + 32) + ld8_i8(qb + 40) * ld8(xr + 40);
+                v8f e1 = ld8_i8(qb + 48) * ld8(xr + 48) + ld8_i8(qb + 56) * ld8(xr + 56);
+                a0 += sc[b] * (d0 + e0);
+                a1 += sc[b + 1] * (d1 + e1);
             }
-        } else { /* BF16, any k */
-            const uint16_t *wr = (const uint16_t *)w->data + (size_t)j * k;
-            int t = 0;
-            for (; t + 16 <= k; t += 16) {
-                const v8f w0 = ld8_bf16(wr + t), w1 = ld8_bf16(wr + t + 8);
-                for (int r = 0; r < m; r++) {
+            for (; b < nb; b++) {
+                const int t = t0 + b * WMAT_Q8_BLOCK;
+                v8f d = ld8_i8(q + t) * ld8(x + t) + ld8_i8(q + t + 8) * ld8(x + t + 8) +
+                        ld8_i8(q + t + 16) * ld8(x + t + 16) + ld8_i8(q + t + 24) * ld8(x + t + 24);
+                a0 += sc[b] * d;
+            }
+            a[0] = a0 + a1;
+        } else {
+            for (int b = 0; b < nb; b++) {
+                const int t = t0 + b * WMAT_Q8_BLOCK;
+                const v8f w0 = ld8_i8(q + t), w1 = ld8_i8(q + t + 8), w2 = ld8_i8(q + t + 16),
+                          w3 = ld8_i8(q + t + 24);
+                for (int r = 0; r < mm; r++) {
                     const float *xr = x + (size_t)r * ldx + t;
-                    a[r] += w0 * ld8(xr) + w1 * ld8(xr + 8);
+                    v8f d = w0 * ld8(xr) + w1 * ld8(xr + 8) + w2 * ld8(xr + 16) + w3 * ld8(xr + 24);
+                    a[r] += sc[b] * d;
                 }
             }
-            for (; t < k; t++)
-                for (int r = 0; r < m; r++)
-                    tail[r] += wmat_bf16_to_f32(wr[t]) * x[(size_t)r * ldx + t];
         }
-        for (int r = 0; r < m; r++) {
-            float v = alpha * (hsum8(a[r]) + tail[r]);
-            float *yr = y + (size_t)r * ldy + j;
-            *yr = accumulate ? *yr + v : v;
+    } else if (w->type == WMAT_BF16) { /* any k */
+        const uint16_t *wb = (const uint16_t *)w->data + row;
+        int t = t0;
+        for (; t + 16 <= t1; t += 16) {
+            const v8f w0 = ld8_bf16(wb + t), w1 = ld8_bf16(wb + t + 8);
+            for (int r = 0; r < mm; r++) {
+                const float *xr = x + (size_t)r * ldx + t;
+                a[r] += w0 * ld8(xr) + w1 * ld8(xr + 8);
+            }
         }
+        for (; t < t1; t++)
+            for (int r = 0; r < mm; r++)
+                tail[r] += wmat_bf16_to_f32(wb[t]) * x[(size_t)r * ldx + t];
+    } else { /* F32 (mat_gemm_w sends it to mat_gemm; here for completeness) */
+        const float *wf = (const float *)w->data + row;
+        int t = t0;
+        for (; t + 8 <= t1; t += 8) {
+            const v8f w0 = ld8(wf + t);
+            for (int r = 0; r < mm; r++)
+                a[r] += w0 * ld8(x + (size_t)r * ldx + t);
+        }
+        for (; t < t1; t++)
+            for (int r = 0; r < mm; r++)
+                tail[r] += wf[t] * x[(size_t)r * ldx + t];
     }
+    for (int r = 0; r < mm; r++)
+        out[r] += hsum8(a[r]) + tail[r];
 }
 
 /* y[r][j] = alpha sum_t x[r][t] w[j][t] (+ y[r][j] if accumulate) for the W
- * rows j in [j_lo, j_hi), r < m <= NT_MAX_ROWS.  Up to WQ_DIRECT_ROWS rows:
- * wq_direct.  More: blocks of NT_JB rows x NT_KC columns are widened once
- * into L1 and serve all m rows there. */
+ * rows j in [j_lo, j_hi), r < m <= NT_MAX_ROWS, any stored type.  One W
+ * row at a time: its stored bytes come from memory once and stay in L1
+ * while groups of WQ_GROUP rows of x pass over them, widened in registers
+ * each time.  At 1 to 4 rows the bytes read are the cost (decode); at 8
+ * and 16, widening per group still beat widening 16 x 256 blocks into L1
+ * once and reading them back for every row pair (measured, 8192 x 2048
+ * q8_0, 2 threads: 8 rows 7.8 ms that way). */
 static void k_gemm_nt_rows_w(const float *x, int ldx, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
                              int ldy, float alpha, int accumulate) {
-    if (m <= WQ_DIRECT_ROWS && w->type != WMAT_F32) {
-        wq_direct(x, ldx, m, w, j_lo, j_hi, y, ldy, alpha, accumulate);
-        return;
-    }
-    float wbuf[NT_JB * NT_KC];
-    for (int j0 = j_lo; j0 < j_hi; j0 += NT_JB) {
-        const int nj = j_hi - j0 < NT_JB ? j_hi - j0 : NT_JB;
-        float acc[NT_MAX_ROWS][NT_JB];
-        memset(acc, 0, sizeof acc);
-        for (int t0 = 0; t0 < w->k; t0 += NT_KC) {
-            const int kl = w->k - t0 < NT_KC ? w->k - t0 : NT_KC;
-            for (int q = 0; q < nj; q++)
-                wq_widen(w, j0 + q, t0, kl, wbuf + (size_t)q * NT_KC);
-            nt_block(x, ldx, m, t0, wbuf, NT_KC, nj, kl, acc);
+    float sc[WQ_CHUNK / WMAT_Q8_BLOCK];
+    for (int j = j_lo; j < j_hi; j++) {
+        float acc[NT_MAX_ROWS] = {0};
+        for (int t0 = 0; t0 < w->k; t0 += WQ_CHUNK) {
+            const int t1 = w->k - t0 < WQ_CHUNK ? w->k : t0 + WQ_CHUNK;
+            if (w->type == WMAT_Q8_0)
+                f16_to_f32_run(w->scale + ((size_t)j * w->k + t0) / WMAT_Q8_BLOCK, (t1 - t0) / WMAT_Q8_BLOCK, sc);
+            for (int r0 = 0; r0 < m; r0 += WQ_GROUP)
+                wq_row(x + (size_t)r0 * ldx, ldx, m - r0 < WQ_GROUP ? m - r0 : WQ_GROUP, w, j, t0, t1, sc,
+                       acc + r0);
         }
         for (int r = 0; r < m; r++) {
-            float *yr = y + (size_t)r * ldy + j0;
-            for (int q = 0; q < nj; q++)
-                yr[q] = accumulate ? yr[q] + alpha * acc[r][q] : alpha * acc[r][q];
+            float *yr = y + (size_t)r * ldy + j;
+            *yr = accumulate ? *yr + alpha * acc[r] : alpha * acc[r];
         }
     }
 }

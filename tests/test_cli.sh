@@ -68,6 +68,7 @@ expect 1 "$tmp/truncated.safetensors: " "$BIN" info "$tmp/truncated.safetensors"
 expect 2 "unknown synthetic model 'gpt-5'" "$BIN" bench --synthetic gpt-5
 expect 2 "--threads must be an integer" "$BIN" bench --synthetic vit-l-14 -t -3
 expect 2 "--dtype must be f32, bf16 or q8_0" "$BIN" bench --synthetic openflamingo-3b --dtype q4_0
+expect 2 "--quality compares --dtype bf16 or q8_0 with f32" "$BIN" bench --synthetic openflamingo-3b --quality
 
 ok "$BIN" preprocess -i "$IMG" -o "$tmp/p.f32"
 size_is "$tmp/p.f32" $((3 * 224 * 224 * 4))

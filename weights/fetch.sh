@@ -21,7 +21,7 @@
 # already verified are not downloaded or hashed again.
 #
 # Environment:
-#   FLAMINGO_DTYPE         f32 (default), f16 or bf16: the converted file's dtype
+#   FLAMINGO_DTYPE         f32 (default), f16, bf16 or q8_0: the converted file's dtype
 #   FLAMINGO_HF_ENDPOINT   hub address (default https://huggingface.co); a mirror works
 #   FLAMINGO_HF_REVISION   revision of every repo (default main)
 #   HF_TOKEN               sent as a bearer token when set
@@ -65,7 +65,7 @@ case "$1" in -*) usage ;; esac
 [ $# -le 2 ] || usage
 NAME=$(echo "$1" | tr 'A-Z' 'a-z')
 DIR=${2:-models}
-case "$DTYPE" in f32 | f16 | bf16) ;; *) die "FLAMINGO_DTYPE must be f32, f16 or bf16, not '$DTYPE'" ;; esac
+case "$DTYPE" in f32 | f16 | bf16 | q8_0) ;; *) die "FLAMINGO_DTYPE must be f32, f16, bf16 or q8_0, not '$DTYPE'" ;; esac
 LINE=$(echo "$MODELS" | grep "^$NAME|" || true)
 [ -n "$LINE" ] || die "unknown model '$1'; known: $(echo "$MODELS" | cut -d'|' -f1 | tr '\n' ' ')"
 OF_REPO=$(echo "$LINE" | cut -d'|' -f2)

@@ -178,18 +178,8 @@ void mat_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
 
 void mat_linear(float *y, const float *x, const float *w, const float *b, int m, int n, int k,
                 int accumulate) {
-    if (b) {
-        for (int r = 0; r < m; r++) {
-            float *row = y + (size_t)r * n;
-            if (accumulate)
-                for (int j = 0; j < n; j++)
-                    row[j] += b[j];
-            else
-                memcpy(row, b, (size_t)n * sizeof *row);
-        }
-    }
-    float beta = (b || accumulate) ? 1.0f : 0.0f;
-    mat_gemm(0, 1, m, n, k, 1.0f, x, k, w, k, beta, y, n);
+    const struct wmat wm = wmat_f32(w, n, k);
+    mat_linear_w(y, x, &wm, b, m, accumulate);
 }
 
 /* ---- weights of any stored type (core/wmat.h) ---------------------------- */

@@ -58,6 +58,18 @@ static int test_passed_;
         }                                                                                  \
     } while (0)
 
+/* The largest |got - want| over the largest |want| (NaN counts as infinitely
+ * far): how kernel tests compare float results with double references. */
+static inline double max_rel(const float *got, const double *want, size_t n) {
+    double mx = 0, md = 0;
+    for (size_t i = 0; i < n; i++) {
+        mx = fmax(mx, fabs(want[i]));
+        double d = fabs(got[i] - want[i]);
+        md = isnan(d) ? INFINITY : fmax(md, d);
+    }
+    return md / (mx > 0 ? mx : 1);
+}
+
 /* Print the summary and return the process exit status. */
 #define TEST_END()                                                                         \
     (fprintf(stderr, "%s: %d checks passed, %d failed\n", __FILE__, test_passed_, test_failed_), \

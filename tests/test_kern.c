@@ -25,16 +25,6 @@ static void fill(float *x, size_t n, float scale) {
         x[i] = scale * frand();
 }
 
-static double max_rel(const float *got, const double *want, size_t n) {
-    double mx = 0, md = 0;
-    for (size_t i = 0; i < n; i++) {
-        mx = fmax(mx, fabs(want[i]));
-        double d = fabs(got[i] - want[i]);
-        md = isnan(d) ? INFINITY : fmax(md, d);
-    }
-    return md / (mx > 0 ? mx : 1);
-}
-
 static void check_rowwise(const struct kern *k) {
     const int rows = 7, dim = 77; /* not multiples of 8: the tails run */
     float x[7 * 77], y[7 * 77], w[77], b[77];

@@ -87,16 +87,6 @@ static void reference(const float *x, int m, const struct wmat *w, float alpha, 
     free(wf);
 }
 
-static double max_rel(const float *got, const double *want, size_t n) {
-    double mx = 0, md = 0;
-    for (size_t i = 0; i < n; i++) {
-        mx = fmax(mx, fabs(want[i]));
-        double d = fabs(got[i] - want[i]);
-        md = isnan(d) ? INFINITY : fmax(md, d);
-    }
-    return md / (mx > 0 ? mx : 1);
-}
-
 static void check_products(void) {
     static const int ms[] = {1, 2, 5, 16, 17, 40};
     static const int ns[] = {1, 37, 130};

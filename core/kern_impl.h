@@ -330,27 +330,6 @@ static inline void nt_tile(const float *x0, const float *x1, const float *const 
 #define NT_MAX_ROWS 16
 #define NT_JB       16
 #define NT_KC       256
-
-/* acc[r][q] += x[r][t0..t0+kl) . wr(q) for r < m, q < nj, where W row q of
- * the block starts at w + q * ldw (already offset to column t0). */
-static inline void nt_block(const float *x, int ldx, int m, int t0, const float *w, size_t ldw, int nj, int kl,
-                            float acc[NT_MAX_ROWS][NT_JB]) {
-    for (int q0 = 0; q0 < nj; q0 += 4) {
-        const float *wr[4];
-        for (int q = 0; q < 4; q++) /* past the last row: repeat a real one, results dropped */
-            wr[q] = w + (size_t)(q0 + q < nj ? q0 + q : q0) * ldw;
-        for (int r = 0; r < m; r += 2) {
-            const float *x0 = x + (size_t)r * ldx + t0, *x1 = r + 1 < m ? x0 + ldx : x0;
-            float out[2][4];
-            nt_tile(x0, x1, wr, kl, out);
-            for (int q = 0; q < 4; q++) {
-                acc[r][q0 + q] += out[0][q];
-                if (r + 1 < m) acc[r + 1][q0 + q] += out[1][q];
-            }
-        }
-    }
-}
-
 static void k_gemm_nt_rows(const float *x, int ldx, int m, const float *w, int ldw, int n, int k, float *y,
                            int ldy, int accumulate) {
     for (int j0 = 0; j0 < n; j0 += NT_JB) {
@@ -359,7 +338,20 @@ static void k_gemm_nt_rows(const float *x, int ldx, int m, const float *w, int l
         memset(acc, 0, sizeof acc);
         for (int t0 = 0; t0 < k; t0 += NT_KC) {
             const int kl = k - t0 < NT_KC ? k - t0 : NT_KC;
-            nt_block(x, ldx, m, t0, w + (size_t)j0 * ldw + t0, (size_t)ldw, nj, kl, acc);
+            for (int q0 = 0; q0 < nj; q0 += 4) {
+                const float *wr[4];
+                for (int q = 0; q < 4; q++) /* past the last row: repeat a real one, results dropped */
+                    wr[q] = w + (size_t)(j0 + (q0 + q < nj ? q0 + q : q0)) * ldw + t0;
+                for (int r = 0; r < m; r += 2) {
+                    const float *x0 = x + (size_t)r * ldx + t0, *x1 = r + 1 < m ? x0 + ldx : x0;
+                    float out[2][4];
+                    nt_tile(x0, x1, wr, kl, out);
+                    for (int q = 0; q < 4; q++) {
+                        acc[r][q0 + q] += out[0][q];
+                        if (r + 1 < m) acc[r + 1][q0 + q] += out[1][q];
+                    }
+                }
+            }
         }
         for (int r = 0; r < m; r++) {
             float *yr = y + (size_t)r * ldy + j0;
@@ -370,31 +362,6 @@ static void k_gemm_nt_rows(const float *x, int ldx, int m, const float *w, int l
 }
 
 /* ---- BF16 and q8_0 weights (core/wmat.h) ------------------------------------ */
-
-/* dst[t] = widened w[j][t0 + t] for t < kl (t0 and, for q8_0, kl multiples
- * of 32 unless kl reaches the end of the row). */
-static inline void wq_widen(const struct wmat *w, int j, int t0, int kl, float *dst) {
-    const size_t at = (size_t)j * w->k + t0;
-    if (w->type == WMAT_BF16) {
-        const uint16_t *s = (const uint16_t *)w->data + at;
-        for (int t = 0; t < kl; t++) { /* a shift and a bit cast: vectorises */
-            uint32_t u = (uint32_t)s[t] << 16;
-            memcpy(dst + t, &u, sizeof u);
-        }
-    } else if (w->type == WMAT_Q8_0) {
-        const int8_t *s = (const int8_t *)w->data + at;
-        const uint16_t *sc = w->scale + at / WMAT_Q8_BLOCK;
-        for (int b = 0; b * WMAT_Q8_BLOCK < kl; b++) {
-            const float f = wmat_f16_to_f32(sc[b]);
-            const int8_t *sb = s + b * WMAT_Q8_BLOCK;
-            float *db = dst + b * WMAT_Q8_BLOCK;
-            for (int t = 0; t < WMAT_Q8_BLOCK; t++)
-                db[t] = f * (float)sb[t];
-        }
-    } else {
-        memcpy(dst, (const float *)w->data + at, (size_t)kl * sizeof *dst);
-    }
-}
 
 /* Rows of x that pass over one W row together (their accumulators and the
  * widened weights fill the 16 vector registers). */
@@ -556,10 +523,27 @@ static void k_gemm_nt_rows_w(const float *x, int ldx, int m, const struct wmat *
     }
 }
 
-/* Rows [r0, r1) of w widened to f32, dst[r1 - r0][k]. */
+/* Rows [r0, r1) of w widened to f32, dst[r1 - r0][k] (the panels of the
+ * many-row path). */
 static void k_widen_rows(const struct wmat *w, int r0, int r1, float *dst) {
-    for (int j = r0; j < r1; j++)
-        wq_widen(w, j, 0, w->k, dst + (size_t)(j - r0) * w->k);
+    const size_t n = (size_t)(r1 - r0) * w->k, at = (size_t)r0 * w->k;
+    if (w->type == WMAT_BF16) {
+        const uint16_t *s = (const uint16_t *)w->data + at;
+        for (size_t t = 0; t < n; t++) { /* a shift and a bit cast: vectorises */
+            uint32_t u = (uint32_t)s[t] << 16;
+            memcpy(dst + t, &u, sizeof u);
+        }
+    } else if (w->type == WMAT_Q8_0) { /* rows are whole blocks: the blocks run on across rows */
+        const int8_t *s = (const int8_t *)w->data + at;
+        const uint16_t *sc = w->scale + at / WMAT_Q8_BLOCK;
+        for (size_t b = 0; b < n / WMAT_Q8_BLOCK; b++) {
+            const float f = wmat_f16_to_f32(sc[b]);
+            for (int t = 0; t < WMAT_Q8_BLOCK; t++)
+                dst[b * WMAT_Q8_BLOCK + t] = f * (float)s[b * WMAT_Q8_BLOCK + t];
+        }
+    } else {
+        memcpy(dst, (const float *)w->data + at, n * sizeof *dst);
+    }
 }
 
 const struct kern KERN_TABLE = {

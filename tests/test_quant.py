@@ -55,18 +55,14 @@ def main():
                         "--n", "60"], check=True, capture_output=True, timeout=600)
         items = [json.loads(ln) for ln in open(os.path.join(tmp, "eval.jsonl"))]
         items = [it for it in items if it["shots"] == 2]
-        V = None
+        V = json.loads(stfile.LazyFile(MODEL).metadata["config"])["lm"]["vocab_size"]
         agree = {"bf16": 0, "q8_0": 0}
         worst = {"bf16": 0.0, "q8_0": 0.0}
         n_pos = n_items = 0
         for it in items:
             if n_pos >= POSITIONS:
                 break
-            it["images"] = it.get("images") or [it["image"]]
-            ref = logits(files["f32"], it, tmp)
-            if V is None:
-                V = json.loads(stfile.LazyFile(MODEL).metadata["config"])["lm"]["vocab_size"]
-            ref = ref.reshape(-1, V)
+            ref = logits(files["f32"], it, tmp).reshape(-1, V)
             for dt in agree:
                 got = logits(files[dt], it, tmp).reshape(-1, V)
                 agree[dt] += int((got.argmax(-1) == ref.argmax(-1)).sum())

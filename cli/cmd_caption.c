@@ -319,6 +319,7 @@ int cmd_caption(int argc, char **argv) {
         ec.image_batch = (int)(batch < 8 ? batch : 8);
         ec.queue_len = (int)(2 * batch); /* the window below */
         ec.cache_bytes = 0;              /* each image once */
+        ec.prefix_bytes = 0;             /* no two prompts share more than their text */
         rc = eng_start(m, &ec, &e, &err);
     }
     FILE *f = stdout;

@@ -124,6 +124,8 @@ int cmd_serve(int argc, char **argv) {
          &cfg.eng.step_rows, 1, 8192},
         {"image-batch", "images encoded per step (8)", O_INT, &cfg.eng.image_batch, 1, 64},
         {"cache-bytes", "image cache budget (1G)", O_BYTES, &cfg.eng.cache_bytes, 0, 1LL << 40},
+        {"prefix-cache-bytes", "prompt-prefix KV cache budget (1G; 0: off)", O_BYTES, &cfg.eng.prefix_bytes,
+         0, 1LL << 40},
         {"max-body-bytes", "request body limit (64M)", O_BYTES, &cfg.lim.max_body_bytes, 1024, 1LL << 32},
         {"max-image-bytes", "one encoded image (32M)", O_BYTES, &cfg.lim.max_image_bytes, 1024, 1LL << 31},
         {"max-image-pixels", "width x height of one image (50000000)", O_INT, &max_pixels, 1, 2000000000},

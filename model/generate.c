@@ -338,6 +338,35 @@ const int *gen_seq_ids(const struct gen_seq *g, int *n) {
     return g->gen;
 }
 
+int gen_seq_reuse(struct gen_seq *g, const struct lm_seq *src, int n) {
+    if (g->phase != PH_PREFILL || g->prefilled || lm_seq_len(g->cur[0])) return 0;
+    if (n > g->n_prompt - 1) n = g->n_prompt - 1;
+    if (n > lm_seq_len(src)) n = lm_seq_len(src);
+    if (n <= 0) return 0;
+    int images = 0;
+    for (int i = 0; i < n; i++)
+        images += g->prompt[i] == g->m->cfg.tokens.media;
+    lm_seq_copy_prefix(g->cur[0], src, n, images);
+    g->prefilled = n;
+    return n;
+}
+
+struct lm_seq *gen_seq_detach_kv(struct gen_seq *g, int **tokens) {
+    *tokens = NULL;
+    if (g->B != 1 || !g->cur[0]) return NULL;
+    const int len = lm_seq_len(g->cur[0]);
+    if (len < 1 || len > g->n_prompt + g->n_gen) return NULL;
+    int *t = malloc((size_t)len * sizeof *t);
+    if (!t) return NULL;
+    const int np = len < g->n_prompt ? len : g->n_prompt;
+    memcpy(t, g->prompt, (size_t)np * sizeof *t);
+    if (len > np) memcpy(t + np, g->gen, (size_t)(len - np) * sizeof *t);
+    struct lm_seq *s = g->cur[0];
+    g->cur[0] = NULL;
+    *tokens = t;
+    return s;
+}
+
 /* Greedy / sampling: one token from logits; the text and the callback. */
 static int sample_step(struct gen_seq *g, float *logits) {
     const struct cfg_tokens *tk = &g->m->cfg.tokens;

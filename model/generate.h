@@ -106,6 +106,20 @@ const struct gen_result *gen_seq_result(const struct gen_seq *g);
 const int *gen_seq_ids(const struct gen_seq *g, int *n);
 
 /*
+ * Prefix reuse (the server's prefix cache).  gen_seq_reuse, called before
+ * the first gen_seq_next, copies the first n positions of src, a sequence
+ * that ran the same tokens with the same images, and starts the prompt
+ * there; it keeps at least the prompt's last token to run (its logits
+ * start the generation) and returns the positions taken.
+ * gen_seq_detach_kv hands over the KV cache of a finished greedy or
+ * sampling generation (NULL for beam search) and sets *tokens to a
+ * malloc'd copy of the tokens its positions hold: the prompt, then the
+ * generated tokens that were run.
+ */
+int gen_seq_reuse(struct gen_seq *g, const struct lm_seq *src, int n);
+struct lm_seq *gen_seq_detach_kv(struct gen_seq *g, int **tokens);
+
+/*
  * Generates after prompt[n_prompt] with the images already in c->media.
  * out_ids (room for cap ids; may be NULL) receives the generated tokens.
  * Errors: a prompt plus max_new_tokens over the context (FL_ELIMIT, the

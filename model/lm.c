@@ -347,14 +347,22 @@ static float *cache_row(const struct lm_seq *s, int layer, int kind, int pos) {
     return s->kv + (((size_t)layer * 2 + kind) * s->n_ctx + pos) * s->d;
 }
 
-void lm_seq_copy(struct lm_seq *dst, const struct lm_seq *src) {
-    FL_ASSERT(dst->d == src->d && dst->n_layers == src->n_layers && dst->n_ctx >= src->len);
+void lm_seq_copy_prefix(struct lm_seq *dst, const struct lm_seq *src, int n, int n_image_tokens) {
+    FL_ASSERT(dst->d == src->d && dst->n_layers == src->n_layers && n >= 0 && n <= src->len &&
+              n <= dst->n_ctx);
     for (int l = 0; l < src->n_layers; l++)
         for (int k = 0; k < 2; k++)
-            memcpy(cache_row(dst, l, k, 0), cache_row(src, l, k, 0),
-                   (size_t)src->len * src->d * sizeof(float));
-    dst->len = src->len;
-    dst->n_image_tokens = src->n_image_tokens;
+            memcpy(cache_row(dst, l, k, 0), cache_row(src, l, k, 0), (size_t)n * src->d * sizeof(float));
+    dst->len = n;
+    dst->n_image_tokens = n_image_tokens;
+}
+
+void lm_seq_copy(struct lm_seq *dst, const struct lm_seq *src) {
+    lm_seq_copy_prefix(dst, src, src->len, src->n_image_tokens);
+}
+
+size_t lm_seq_bytes(const struct lm_seq *s) {
+    return (size_t)s->n_layers * 2 * s->n_ctx * s->d * sizeof(float);
 }
 
 int lm_scratch_init(const struct lm_model *m, int max_tokens, int n_ctx, struct lm_scratch **out,

@@ -60,6 +60,11 @@ int lm_seq_len(const struct lm_seq *s);
 int lm_seq_capacity(const struct lm_seq *s);
 /* dst becomes a copy of src (same model; dst's capacity >= src's length). */
 void lm_seq_copy(struct lm_seq *dst, const struct lm_seq *src);
+/* dst becomes src's first n positions (n <= src's length, dst's capacity),
+ * of which n_image_tokens are <image> tokens. */
+void lm_seq_copy_prefix(struct lm_seq *dst, const struct lm_seq *src, int n, int n_image_tokens);
+/* Bytes of the sequence's KV cache (its capacity, not its length). */
+size_t lm_seq_bytes(const struct lm_seq *s);
 
 int lm_scratch_init(const struct lm_model *m, int max_tokens, int n_ctx, struct lm_scratch **out,
                     struct fl_err *err);

@@ -843,8 +843,10 @@ static void usage_json(const struct api_req *r, struct sbuf *o) {
     long prompt = (long)j->n_prompt + (long)r->latent_tokens * r->n_images, gen = 0;
     for (int c = 0; c < j->n_choices; c++)
         gen += j->choices[c].n_generated;
-    sb_printf(o, "{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld}", prompt, gen,
-              prompt + gen);
+    sb_printf(o,
+              "{\"prompt_tokens\":%ld,\"completion_tokens\":%ld,\"total_tokens\":%ld,"
+              "\"prompt_tokens_details\":{\"cached_tokens\":%d}}",
+              prompt, gen, prompt + gen, j->cached_tokens);
 }
 
 /* The timings extension (caller holds j->mu). */
@@ -868,7 +870,7 @@ static void timings_json(const struct api_req *r, struct sbuf *o) {
     sb_json_float(o, prompt_s > 0 ? j->n_prompt / prompt_s : 0);
     sb_puts(o, ",\"decode_tokens_per_s\":");
     sb_json_float(o, decode_s > 0 && gen > j->n_choices ? (gen - j->n_choices) / decode_s : 0);
-    sb_printf(o, ",\"cached_images\":%d}", j->cached_images);
+    sb_printf(o, ",\"cached_images\":%d,\"cached_tokens\":%d}", j->cached_images, j->cached_tokens);
 }
 
 static void head_json(const struct api_ctx *a, const struct api_req *r, const char *object, struct sbuf *o) {

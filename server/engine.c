@@ -24,6 +24,7 @@ void eng_config_defaults(struct eng_config *c) {
                              .step_rows = 256,
                              .image_batch = 8,
                              .cache_bytes = (size_t)1 << 30,
+                             .prefix_bytes = (size_t)1 << 30,
                              .max_images = 16};
 }
 
@@ -137,6 +138,7 @@ struct eng {
     struct eng_config cfg;
     struct fm_ctx *ctx; /* encode buffers and the LM scratch */
     struct imgcache *cache;
+    struct prefix_cache *prefix;
     pthread_t thread;
     int thread_started;
 
@@ -145,7 +147,7 @@ struct eng {
     struct eng_job *q_head, *q_tail;
     int n_queued, stopping, exiting;
     int active_jobs, active_seqs; /* copies for eng_stats */
-    long long steps, image_encodes, prompt_tokens, generated_tokens;
+    long long steps, image_encodes, prompt_tokens, generated_tokens, cached_tokens;
 
     /* engine thread only */
     struct eng_job *active; /* admission order */
@@ -286,6 +288,38 @@ static void retire(struct eng *e, struct eng_job *j, enum eng_state state, const
     job_end(e, j, state, error);
 }
 
+/* The images' keys of a job, in order, for the prefix cache (malloc'd). */
+static uint8_t (*job_keys(const struct eng_job *j))[32] {
+    uint8_t(*k)[32] = malloc((size_t)(j->n_images ? j->n_images : 1) * sizeof *k);
+    for (int i = 0; k && i < j->n_images; i++)
+        memcpy(k[i], j->images[i].key, 32);
+    return k;
+}
+
+/* Starts every choice of a new job where the prefix cache allows. */
+static void reuse_prefix(struct eng *e, struct eng_job *j) {
+    const struct lm_seq *src = NULL;
+    uint8_t(*keys)[32] = job_keys(j);
+    const int n =
+        keys ? pc_match(e->prefix, j->prompt, j->n_prompt, (const uint8_t(*)[32])keys, j->n_images, &src) : 0;
+    free(keys);
+    if (!src) return;
+    for (int c = 0; c < j->n_choices; c++) {
+        const int got = gen_seq_reuse(j->seqs[c], src, n);
+        if (c == 0) j->cached_tokens = got;
+        stat_add(e, &e->cached_tokens, got);
+    }
+}
+
+/* A choice that ended well leaves its KV cache to the prefix cache. */
+static void keep_prefix(struct eng *e, struct eng_job *j, struct gen_seq *g) {
+    int *tokens = NULL;
+    uint8_t(*keys)[32] = job_keys(j);
+    struct lm_seq *s = keys ? gen_seq_detach_kv(g, &tokens) : NULL;
+    if (s) pc_put(e->prefix, s, tokens, lm_seq_len(s), (const uint8_t(*)[32])keys, j->n_images);
+    free(keys);
+}
+
 /* Images ready: the job's media and its generations. */
 static void start_job(struct eng *e, struct eng_job *j) {
     struct fl_err err = {0};
@@ -303,6 +337,7 @@ static void start_job(struct eng *e, struct eng_job *j) {
         cbs[c] = (struct cb_ctx){e, j, c};
         rc = gen_seq_start(m, j->media, j->prompt, j->n_prompt, &gp, on_token, &cbs[c], &j->seqs[c], &err);
     }
+    if (rc == 0) reuse_prefix(e, j);
     if (rc < 0) {
         retire(e, j, ENG_FAILED, err.msg);
         return;
@@ -439,6 +474,7 @@ static void lm_step(struct eng *e) {
                 if (r < 0) snprintf(j->error, sizeof j->error, "%s", err.msg);
                 bump(j);
                 pthread_mutex_unlock(&j->mu);
+                if (r > 0 && gen_seq_result(g)->finish != GEN_FINISH_CANCEL) keep_prefix(e, j, g);
                 gen_seq_free(g);
                 j->seqs[c] = NULL;
                 j->seqs_left--;
@@ -515,6 +551,7 @@ int eng_start(const struct fm_model *m, const struct eng_config *cfg, struct eng
     e->max_groups = 2 * e->cfg.max_seqs + 16;
     int rc = fm_ctx_init(m, e->cfg.image_batch, e->cfg.step_rows, m->cfg.lm.max_seq_len, &e->ctx, err);
     if (rc == 0) rc = ic_init(e->cfg.cache_bytes, &e->cache, err);
+    if (rc == 0) rc = pc_init(m->lm, e->cfg.prefix_bytes, m->cfg.tokens.media, &e->prefix, err);
     if (rc == 0) {
         e->pixels = malloc((size_t)e->cfg.image_batch * 3 * S * S * sizeof *e->pixels);
         e->logits = malloc((size_t)e->max_groups * V * sizeof *e->logits);
@@ -575,10 +612,17 @@ void eng_cache_unpin(struct eng *e, struct ic_entry *entry) { ic_unpin(e->cache,
 
 void eng_stats(struct eng *e, struct eng_stats *out) {
     pthread_mutex_lock(&e->mu);
-    *out = (struct eng_stats){e->n_queued,      e->active_jobs,   e->active_seqs,      e->steps,
-                              e->image_encodes, e->prompt_tokens, e->generated_tokens, {0}};
+    *out = (struct eng_stats){.queued = e->n_queued,
+                              .active_jobs = e->active_jobs,
+                              .active_seqs = e->active_seqs,
+                              .steps = e->steps,
+                              .image_encodes = e->image_encodes,
+                              .prompt_tokens = e->prompt_tokens,
+                              .generated_tokens = e->generated_tokens,
+                              .cached_tokens = e->cached_tokens};
     pthread_mutex_unlock(&e->mu);
     ic_stats(e->cache, &out->cache);
+    pc_stats(e->prefix, &out->prefix);
 }
 
 void eng_stop(struct eng *e, int drain_ms) {
@@ -599,6 +643,7 @@ void eng_stop(struct eng *e, int drain_ms) {
     if (e->thread_started) pthread_join(e->thread, NULL);
     fm_ctx_free(e->ctx);
     ic_free(e->cache);
+    pc_free(e->prefix);
     free(e->pixels);
     free(e->logits);
     free(e->groups);

@@ -33,6 +33,7 @@
 #include "../model/flamingo.h"
 #include "../model/generate.h"
 #include "imgcache.h"
+#include "prefix.h"
 
 struct eng_config {
     int max_seqs;       /* sequences decoding at once (a job with n choices x beams takes that many) */
@@ -40,6 +41,7 @@ struct eng_config {
     int step_rows;      /* rows of one forward pass (decode rows + prompt chunks) */
     int image_batch;    /* images per encode step */
     size_t cache_bytes; /* image cache budget */
+    size_t prefix_bytes; /* prompt-prefix cache budget (prefix.h) */
     int max_images;     /* per job */
 };
 
@@ -98,6 +100,7 @@ struct eng_job {
     double t_submit, t_images, t_first, t_done;
     double image_s; /* encode steps this job's images took part in */
     int cached_images;
+    int cached_tokens; /* prompt positions taken from the prefix cache (choice 0's) */
 
     /* Engine-private. */
     int refs;
@@ -128,8 +131,9 @@ struct eng;
 
 struct eng_stats {
     int queued, active_jobs, active_seqs;
-    long long steps, image_encodes, prompt_tokens, generated_tokens;
+    long long steps, image_encodes, prompt_tokens, generated_tokens, cached_tokens;
     struct ic_stats cache;
+    struct pc_stats prefix;
 };
 
 /* Starts the engine thread over model m (which must outlive the engine). */

@@ -125,6 +125,17 @@ void mx_render(struct metrics *m, struct eng *eng, struct sbuf *o) {
     counter(o, "flamingo_engine_steps_total", "Forward passes of the engine.", st.steps);
     counter(o, "flamingo_prompt_tokens_total", "Prompt tokens run through the model.", st.prompt_tokens);
     counter(o, "flamingo_generated_tokens_total", "Tokens generated.", st.generated_tokens);
+    counter(o, "flamingo_prompt_tokens_cached_total",
+            "Prompt tokens taken from the prefix cache instead of being run.", st.cached_tokens);
+    counter(o, "flamingo_prefix_cache_hits_total", "Requests that reused a cached prompt prefix.",
+            st.prefix.hits);
+    counter(o, "flamingo_prefix_cache_misses_total", "Requests that found no cached prompt prefix.",
+            st.prefix.misses);
+    counter(o, "flamingo_prefix_cache_evictions_total", "Prefixes evicted from the prefix cache.",
+            st.prefix.evictions);
+    gauge(o, "flamingo_prefix_cache_bytes", "Bytes held by the prefix cache.", (double)st.prefix.bytes);
+    gauge(o, "flamingo_prefix_cache_entries", "Sequences held by the prefix cache.",
+          (double)st.prefix.entries);
     counter(o, "flamingo_image_encodes_total", "Images run through the vision tower and the Perceiver.",
             st.image_encodes);
     counter(o, "flamingo_image_cache_hits_total", "Images found in the image cache.", st.cache.hits);

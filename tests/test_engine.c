@@ -3,8 +3,11 @@
  * models: every case of a model submitted at once, so that sequences with
  * different images and prompt lengths start, decode together and finish at
  * different steps; each result must equal the reference's greedy or 3-beam
- * generation (tests/fixtures/of_*.io.safetensors).  Also: the second round
- * finds every image in the cache; several choices; cancelling a job frees
+ * generation (tests/fixtures/of_*.io.safetensors).  Also: the second and
+ * third rounds find every image in the image cache and all but the last
+ * prompt token in the prefix cache (beam search starting from a greedy
+ * run's keys and values), and still equal the reference; another image
+ * under the same tokens reuses nothing past its <image>; several choices; cancelling a job frees
  * it; a full queue refuses; stopping drains.
  */
 #include <stdlib.h>
@@ -72,16 +75,16 @@ static void check_model(const char *name) {
     cfg.step_rows = 24;  /* prompts run in chunks beside the decoding sequences */
     struct eng *e = NULL;
     CHECK_INT(eng_start(m, &cfg, &e, &err), 0);
-    for (int round = 0; round < 2 && e; round++) {
-        const char *mode = round ? "beam3" : "greedy";
+    for (int round = 0; round < 3 && e; round++) {
+        const char *mode = round == 1 ? "beam3" : "greedy";
         struct eng_job *jobs[16] = {0};
         for (int k = 0; k < n_cases && k < 16; k++) {
             int max_new =
                 cJSON_GetObjectItemCaseSensitive(cJSON_GetArrayItem(cases, k), "max_new_tokens")->valueint;
-            jobs[k] = make_job(io, k, S, max_new, round ? 3 : 1);
+            jobs[k] = make_job(io, k, S, max_new, round == 1 ? 3 : 1);
             CHECK_INT(eng_submit(e, jobs[k], &err), 0);
         }
-        int ok = 0, cached = 0, images = 0;
+        int ok = 0, cached = 0, images = 0, reused = 0, reusable = 0;
         for (int k = 0; k < n_cases && k < 16; k++) {
             wait_done(jobs[k]);
             CHECK_INT(jobs[k]->state, ENG_DONE);
@@ -90,14 +93,32 @@ static void check_model(const char *name) {
             ok += s;
             cached += jobs[k]->cached_images;
             images += jobs[k]->n_images;
+            reused += jobs[k]->cached_tokens;
+            reusable += jobs[k]->n_prompt - 1;
             eng_job_release(jobs[k]);
         }
         fprintf(stderr,
-                "%s %s: %d/%d batched generations equal the reference; %d of %d images from the cache\n",
-                name, mode, ok, n_cases, cached, images);
+                "%s %s: %d/%d batched generations equal the reference; %d of %d images from the cache; "
+                "%d of %d prompt positions from the prefix cache\n",
+                name, mode, ok, n_cases, cached, images, reused, reusable);
         CHECK_INT(ok, n_cases);
-        if (round == 1) CHECK_INT(cached, images); /* the second round encodes nothing */
+        if (round > 0) CHECK_INT(cached, images);   /* the later rounds encode nothing */
+        if (round > 0) CHECK_INT(reused, reusable); /* ... and run only the last prompt token */
     }
+    /* case 0's tokens with another picture: nothing after its first <image> comes from the cache */
+    struct eng_job *other = make_job(io, 0, S, 4, 1);
+    if (other && other->n_images) {
+        other->images[0].pixels[0] += 0.5f;
+        ic_hash(other->images[0].pixels, (size_t)3 * S * S * sizeof(float), other->images[0].key);
+        int first = 0;
+        while (first < other->n_prompt && other->prompt[first] != m->cfg.tokens.media)
+            first++;
+        CHECK_INT(eng_submit(e, other, &err), 0);
+        wait_done(other);
+        CHECK_INT(other->state, ENG_DONE);
+        CHECK(other->cached_tokens <= first);
+    }
+    eng_job_release(other);
     /* two sampled choices of one request, and a cancelled job */
     struct eng_job *two = make_job(io, 1, S, 8, 1);
     eng_job_release(two);
@@ -125,6 +146,7 @@ static void check_model(const char *name) {
     CHECK_INT(st.active_seqs, 0);
     CHECK_INT(st.queued, 0);
     CHECK(st.cache.hits > 0 && st.generated_tokens > 0);
+    CHECK(st.prefix.hits > 0 && st.prefix.entries > 0 && st.cached_tokens > 0);
     eng_stop(e, 1000);
     /* a full queue, a job too wide for the server, and stopping with work left */
     cfg.max_seqs = 1;

@@ -218,7 +218,15 @@ def options(srv):
     st, hd, m = srv.request("GET", "/metrics")
     hits = [ln for ln in m.decode().splitlines() if ln.startswith("flamingo_image_cache_hits_total ")]
     check(hits and int(hits[0].split()[1]) > 0, "image cache hits in /metrics")
-    print("ok   n, seed, logprobs (both shapes), stop, max_tokens, the image cache")
+    # the prefix cache: this prompt ran before, with this image; the answer is the full run's
+    st, r = srv.json("/v1/completions", dict(base, max_tokens=30))
+    cached = r["usage"].get("prompt_tokens_details", {}).get("cached_tokens")
+    check(cached and cached >= 1 and cached == r["timings"]["cached_tokens"], f"prefix cache: {r['usage']}")
+    check(r["choices"][0]["text"] == full, "the same answer from the prefix cache")
+    st, hd, m = srv.request("GET", "/metrics")
+    got = [ln for ln in m.decode().splitlines() if ln.startswith("flamingo_prompt_tokens_cached_total ")]
+    check(got and int(got[0].split()[1]) >= cached, "cached prompt tokens in /metrics")
+    print("ok   n, seed, logprobs (both shapes), stop, max_tokens, the image cache, the prefix cache")
 
 
 # ---- bad requests -------------------------------------------------------------------------

@@ -523,6 +523,68 @@ static void k_gemm_nt_rows_w(const float *x, int ldx, int m, const struct wmat *
     }
 }
 
+/* y[j] = alpha sum_t x[t] w[j][t] (+ y[j] if accumulate) for a q8_0 W's
+ * rows [j_lo, j_hi) and one row x given as int16 per block, x[t] ~ xq[t]
+ * xs[t / 32] (wmat_i16_quantize_row): per block an integer dot product
+ * (int8 x int16 -> int32, exact), then one multiply by the two scales.
+ * Decode's kernel: half the instructions of widening each weight to f32,
+ * which is what kept that path off the memory bandwidth. */
+#if defined(__AVX2__)
+static inline __m256i dot32_i16(const int8_t *q, const int16_t *x) {
+    const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)q));
+    const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(q + 16)));
+    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)x);
+    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(x + 16));
+    return _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1)); /* |sum| < 2^24 */
+}
+#endif
+
+static void k_gemv_q8_i16(const int16_t *xq, const float *xs, const struct wmat *w, int j_lo, int j_hi,
+                          float *y, float alpha, int accumulate) {
+    enum { CB = WQ_CHUNK / WMAT_Q8_BLOCK };
+    const int nb = w->k / WMAT_Q8_BLOCK;
+    float sc[CB];
+    for (int j = j_lo; j < j_hi; j++) {
+        const int8_t *q = (const int8_t *)w->data + (size_t)j * w->k;
+        float acc = 0;
+        for (int b0 = 0; b0 < nb; b0 += CB) {
+            const int b1 = nb - b0 < CB ? nb : b0 + CB;
+            f16_to_f32_run(w->scale + (size_t)j * nb + b0, b1 - b0, sc);
+            for (int b = b0; b < b1; b++)
+                sc[b - b0] *= xs[b];
+#if defined(__AVX2__)
+            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+            int b = b0;
+            for (; b + 2 <= b1; b += 2) {
+                const int t = b * WMAT_Q8_BLOCK;
+                a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_i16(q + t, xq + t)), _mm256_set1_ps(sc[b - b0]),
+                                     a0);
+                a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_i16(q + t + 32, xq + t + 32)),
+                                     _mm256_set1_ps(sc[b + 1 - b0]), a1);
+            }
+            if (b < b1)
+                a0 = _mm256_fmadd_ps(
+                    _mm256_cvtepi32_ps(dot32_i16(q + b * WMAT_Q8_BLOCK, xq + b * WMAT_Q8_BLOCK)),
+                    _mm256_set1_ps(sc[b - b0]), a0);
+            v8f v;
+            const __m256 a = _mm256_add_ps(a0, a1);
+            memcpy(&v, &a, sizeof v);
+            acc += hsum8(v);
+#else
+            for (int b = b0; b < b1; b++) {
+                const int8_t *qb = q + (size_t)b * WMAT_Q8_BLOCK;
+                const int16_t *xb = xq + (size_t)b * WMAT_Q8_BLOCK;
+                int32_t s = 0;
+                for (int t = 0; t < WMAT_Q8_BLOCK; t++)
+                    s += (int32_t)qb[t] * xb[t];
+                acc += (float)s * sc[b - b0];
+            }
+#endif
+        }
+        y[j] = accumulate ? y[j] + alpha * acc : alpha * acc;
+    }
+}
+
 /* Rows [r0, r1) of w widened to f32, dst[r1 - r0][k] (the panels of the
  * many-row path). */
 static void k_widen_rows(const struct wmat *w, int r0, int r1, float *dst) {
@@ -555,5 +617,6 @@ const struct kern KERN_TABLE = {
     .attention = k_attention,
     .gemm_nt_rows = k_gemm_nt_rows,
     .gemm_nt_rows_w = k_gemm_nt_rows_w,
+    .gemv_q8_i16 = k_gemv_q8_i16,
     .widen_rows = k_widen_rows,
 };

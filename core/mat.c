@@ -199,6 +199,28 @@ static void wrows_task(void *ctx, int task, int thread) {
     g_kern->gemm_nt_rows_w(j->x, j->ldx, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate);
 }
 
+/* One row against q8_0 weights: x quantized once to int16 blocks, then
+ * integer dot products (kern gemv_q8_i16). */
+struct wgemv_job {
+    const int16_t *xq;
+    const float *xs;
+    const struct wmat *w;
+    float *y;
+    float alpha;
+    int accumulate, step;
+};
+
+static void wgemv_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct wgemv_job *j = ctx;
+    int lo = task * j->step, hi = lo + j->step > j->w->n ? j->w->n : lo + j->step;
+    g_kern->gemv_q8_i16(j->xq, j->xs, j->w, lo, hi, j->y, j->alpha, j->accumulate);
+}
+
+/* Room for one quantized row of up to this many columns per calling thread
+ * (the LM's widest, MPT-7B's MLP, is 16384). */
+#define MAT_I16_MAX_K 32768
+
 /* Many rows: this task's panel of W rows widened to f32 in the thread's own
  * buffer, then one sgemm for all m rows against it. */
 static void wpanel_task(void *ctx, int task, int thread) {
@@ -230,6 +252,15 @@ void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *
         return;
     }
     const int T = g_threads;
+    if (m == 1 && w->type == WMAT_Q8_0 && w->k <= MAT_I16_MAX_K) {
+        static _Thread_local int16_t xq[MAT_I16_MAX_K];
+        static _Thread_local float xs[MAT_I16_MAX_K / WMAT_Q8_BLOCK];
+        wmat_i16_quantize_row(x, w->k, xq, xs);
+        struct wgemv_job g = {.xq = xq, .xs = xs, .w = w, .y = y, .alpha = alpha, .accumulate = accumulate};
+        g.step = T > 1 ? ((w->n + T - 1) / T + 15) / 16 * 16 : w->n;
+        pool_for(g_pool, (w->n + g.step - 1) / g.step, wgemv_task, &g);
+        return;
+    }
     struct wgemm_job j = {.x = x, .ldx = ldx, .m = m, .ldy = ldy, .accumulate = accumulate, .alpha = alpha,
                           .w = w, .y = y};
     if (m <= MAT_FEW_ROWS) {

@@ -1,6 +1,7 @@
 /* wmat.c - see wmat.h: conversions, the q8_0 quantiser, widening rows. */
 #include "wmat.h"
 
+#include <float.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -66,6 +67,31 @@ void wmat_q8_quantize_row(const float *w, int k, int8_t *q, uint16_t *scale) {
             float r = s > 0 ? nearbyintf(x[t] / s) : 0.0f;
             r = r > 127.0f ? 127.0f : r < -127.0f ? -127.0f : r;
             q[(size_t)b * WMAT_Q8_BLOCK + t] = (int8_t)r;
+        }
+    }
+}
+
+void wmat_i16_quantize_row(const float *x, int k, int16_t *q, float *scale) {
+    for (int b = 0; b < k / WMAT_Q8_BLOCK; b++) {
+        const float *xb = x + (size_t)b * WMAT_Q8_BLOCK;
+        int16_t *qb = q + (size_t)b * WMAT_Q8_BLOCK;
+        float amax = 0;
+        int bad = 0;
+        for (int t = 0; t < WMAT_Q8_BLOCK; t++) {
+            amax = fmaxf(amax, fabsf(xb[t]));
+            bad |= !(fabsf(xb[t]) <= FLT_MAX);
+        }
+        if (bad) { /* inf or NaN in the block: NaN comes out, as from f32 */
+            scale[b] = NAN;
+            memset(qb, 0, WMAT_Q8_BLOCK * sizeof *qb);
+            continue;
+        }
+        const float s = amax / 32767.0f;
+        scale[b] = s;
+        for (int t = 0; t < WMAT_Q8_BLOCK; t++) {
+            float r = s > 0 ? nearbyintf(xb[t] / s) : 0.0f;
+            r = r > 32767.0f ? 32767.0f : r < -32767.0f ? -32767.0f : r;
+            qb[t] = (int16_t)r;
         }
     }
 }

@@ -69,6 +69,10 @@ static inline float wmat_bf16_to_f32(uint16_t h) {
 
 /* One row of k values (k a multiple of 32) to q8_0. */
 void wmat_q8_quantize_row(const float *w, int k, int8_t *q, uint16_t *scale);
+/* An activation row for the q8_0 decode kernel: per block of 32 (k a
+ * multiple of 32), scale[b] = max |x| / 32767 and q = rint(x / scale), so
+ * every value is kept to 2^-16 of its block's largest. */
+void wmat_i16_quantize_row(const float *x, int k, int16_t *q, float *scale);
 
 /* Rows [r0, r1) of w as f32, dst[(r1 - r0)][k] (any type). */
 void wmat_rows_f32(const struct wmat *w, int r0, int r1, float *dst);

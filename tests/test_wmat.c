@@ -112,9 +112,26 @@ static void check_products(void) {
                         x[i] = frand();
                     for (size_t i = 0; i < (size_t)m * n; i++)
                         y0[i] = frand();
+                    /* one row against q8_0 runs on x quantized to int16 blocks: the
+                     * reference takes the same x (the quantizer has its own test) */
+                    const int i16 = m == 1 && type == WMAT_Q8_0;
+                    int16_t *xq = malloc((size_t)k * sizeof *xq);
+                    float *xs = malloc((size_t)(k / 32 + 1) * sizeof *xs),
+                          *xd = malloc((size_t)k * sizeof *xd);
+                    if (i16) {
+                        wmat_i16_quantize_row(x, k, xq, xs);
+                        for (int t = 0; t < k; t++)
+                            xd[t] = (float)xq[t] * xs[t / 32];
+                    }
                     for (int acc = 0; acc < 2; acc++) {
                         const float alpha = acc ? 0.37f : 1.0f;
                         reference(x, m, &w, alpha, acc ? y0 : NULL, want);
+                        for (int t = 0; i16 && t < n_tables; t++) {
+                            memcpy(y, y0, (size_t)n * sizeof *y);
+                            tables[t]->gemv_q8_i16(xq, xs, &w, 0, n, y, alpha, acc);
+                            cases++;
+                            if (!(max_rel(y, want, (size_t)n) < 2e-4)) fails++; /* against the f32 x */
+                        }
                         /* the kernels themselves, every table the CPU runs */
                         for (int t = 0; t < n_tables && m <= 16; t++) {
                             memcpy(y, y0, (size_t)m * n * sizeof *y);
@@ -122,7 +139,14 @@ static void check_products(void) {
                             cases++;
                             if (!(max_rel(y, want, (size_t)m * n) < 1e-5)) fails++;
                         }
-                        /* through the pool, both paths */
+                        if (i16) reference(xd, m, &w, alpha, acc ? y0 : NULL, want);
+                        for (int t = 0; i16 && t < n_tables; t++) {
+                            memcpy(y, y0, (size_t)n * sizeof *y);
+                            tables[t]->gemv_q8_i16(xq, xs, &w, 0, n, y, alpha, acc);
+                            cases++;
+                            if (!(max_rel(y, want, (size_t)n) < 1e-5)) fails++;
+                        }
+                        /* through the pool: the few-row, many-row and (one row, q8_0) int16 paths */
                         for (int threads = 1; threads <= 3; threads += 2) {
                             CHECK(mat_init(threads) == 0);
                             memcpy(y, y0, (size_t)m * n * sizeof *y);
@@ -131,6 +155,9 @@ static void check_products(void) {
                             if (!(max_rel(y, want, (size_t)m * n) < 1e-5)) fails++;
                         }
                     }
+                    free(xq);
+                    free(xs);
+                    free(xd);
                     free(x);
                     free(y0);
                     free(y);
@@ -150,6 +177,39 @@ static void check_products(void) {
             }
     CHECK(cases > 300);
     CHECK(fails == 0);
+}
+
+/* The activation quantizer of the q8_0 decode kernel: scale = block max /
+ * 32767, every value within half a step, a zero block all zeros, a NaN or
+ * an inf in a block a NaN scale (so the product is NaN, as in f32). */
+static void check_i16_quantizer(void) {
+    enum { K = 32 * 6 };
+    float x[K], xs[K / 32];
+    int16_t q[K];
+    for (int t = 0; t < K; t++)
+        x[t] = frand() * (t < 32 ? 1e-30f : t < 64 ? 1e4f : 1.0f);
+    for (int t = 64; t < 96; t++)
+        x[t] = 0;
+    x[100] = NAN;
+    x[140] = -INFINITY;
+    wmat_i16_quantize_row(x, K, q, xs);
+    int bad = 0;
+    for (int b = 0; b < K / 32; b++) {
+        if (b == 3 || b == 4) {
+            bad += !isnan(xs[b]);
+            continue;
+        }
+        float amax = 0;
+        for (int t = 0; t < 32; t++)
+            amax = fmaxf(amax, fabsf(x[b * 32 + t]));
+        bad += xs[b] != amax / 32767.0f;
+        for (int t = 0; t < 32; t++) {
+            const float back = (float)q[b * 32 + t] * xs[b];
+            bad += !(fabsf(back - x[b * 32 + t]) <= 0.5f * xs[b] * (1 + 1e-5f));
+            bad += b == 2 && q[b * 32 + t] != 0;
+        }
+    }
+    CHECK_INT(bad, 0);
 }
 
 /* The error q8_0 and BF16 add to a product, against f32 weights: a bound
@@ -180,6 +240,7 @@ int main(void) {
     test_f16();
     test_quantizer();
     check_products();
+    check_i16_quantizer();
     check_quantization_error();
     mat_shutdown();
     return TEST_END();

@@ -512,8 +512,8 @@ static void k_gemm_nt_rows_w(const float *x, int ldx, int m, const struct wmat *
             const int t1 = w->k - t0 < WQ_CHUNK ? w->k : t0 + WQ_CHUNK;
             if (w->type == WMAT_Q8_0)
                 f16_to_f32_run(w->scale + ((size_t)j * w->k + t0) / WMAT_Q8_BLOCK, (t1 - t0) / WMAT_Q8_BLOCK, sc);
-            int r0 = 0;
-            for (; r0 + WQ_GROUP <= m; r0 += WQ_GROUP) /* a constant group: the accumulators stay in registers */
+            int r0 = 0; /* a constant group size: its accumulators stay in registers */
+            for (; r0 + WQ_GROUP <= m; r0 += WQ_GROUP)
                 wq_row(x + (size_t)r0 * ldx, ldx, WQ_GROUP, w, j, t0, t1, sc, acc + r0);
             if (r0 < m) wq_row(x + (size_t)r0 * ldx, ldx, m - r0, w, j, t0, t1, sc, acc + r0);
         }

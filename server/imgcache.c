@@ -9,6 +9,8 @@
 
 #include <openssl/evp.h>
 
+#include "../core/lru.h"
+
 struct imgcache {
     pthread_mutex_t mu;
     size_t budget, bytes, entries;
@@ -42,25 +44,7 @@ void ic_hash(const void *data, size_t n, uint8_t key[32]) {
     EVP_Digest(data, n, key, &len, EVP_sha256(), NULL);
 }
 
-static void unlink_entry(struct imgcache *c, struct ic_entry *e) {
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        c->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        c->tail = e->prev;
-    e->prev = e->next = NULL;
-}
-
-static void push_front(struct imgcache *c, struct ic_entry *e) {
-    e->prev = NULL;
-    e->next = c->head;
-    if (c->head) c->head->prev = e;
-    c->head = e;
-    if (!c->tail) c->tail = e;
-}
+LRU_FUNCS(lru, struct imgcache, struct ic_entry)
 
 static struct ic_entry *find(struct imgcache *c, const uint8_t key[32]) {
     for (struct ic_entry *e = c->head; e; e = e->next)
@@ -73,7 +57,7 @@ static void evict(struct imgcache *c) {
     for (struct ic_entry *e = c->tail, *p; e && c->bytes > c->budget; e = p) {
         p = e->prev;
         if (e->refs) continue;
-        unlink_entry(c, e);
+        lru_unlink(c, e);
         c->bytes -= e->bytes;
         c->entries--;
         c->evictions++;
@@ -87,8 +71,8 @@ static struct ic_entry *get(struct imgcache *c, const uint8_t key[32], int count
     struct ic_entry *e = find(c, key);
     if (e) {
         e->refs++;
-        unlink_entry(c, e);
-        push_front(c, e);
+        lru_unlink(c, e);
+        lru_push_front(c, e);
         c->hits += count;
     } else {
         c->misses += count;
@@ -111,14 +95,14 @@ struct ic_entry *ic_put(struct imgcache *c, const uint8_t key[32], float *data, 
     if (e) {
         free(data);
         e->refs++;
-        unlink_entry(c, e);
-        push_front(c, e);
+        lru_unlink(c, e);
+        lru_push_front(c, e);
     } else if ((e = calloc(1, sizeof *e))) {
         memcpy(e->key, key, 32);
         e->data = data;
         e->bytes = bytes;
         e->refs = 1;
-        push_front(c, e);
+        lru_push_front(c, e);
         c->bytes += bytes;
         c->entries++;
         evict(c);

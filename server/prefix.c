@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "../core/lru.h"
+
 struct pc_entry {
     struct lm_seq *seq;
     int *tokens, n;
@@ -47,27 +49,17 @@ static void entry_free(struct pc_entry *e) {
     free(e);
 }
 
-/* Caller holds c->mu. */
-static void unlink_entry(struct prefix_cache *c, struct pc_entry *e) {
-    if (e->prev)
-        e->prev->next = e->next;
-    else
-        c->head = e->next;
-    if (e->next)
-        e->next->prev = e->prev;
-    else
-        c->tail = e->prev;
-    e->prev = e->next = NULL;
+LRU_FUNCS(lru, struct prefix_cache, struct pc_entry)
+
+/* Caller holds c->mu (both). */
+static void take(struct prefix_cache *c, struct pc_entry *e) {
+    lru_unlink(c, e);
     c->bytes -= e->bytes;
     c->entries--;
 }
 
-static void push_front(struct prefix_cache *c, struct pc_entry *e) {
-    e->prev = NULL;
-    e->next = c->head;
-    if (c->head) c->head->prev = e;
-    c->head = e;
-    if (!c->tail) c->tail = e;
+static void add(struct prefix_cache *c, struct pc_entry *e) {
+    lru_push_front(c, e);
     c->bytes += e->bytes;
     c->entries++;
 }
@@ -129,22 +121,22 @@ void pc_put(struct prefix_cache *c, struct lm_seq *seq, int *tokens, int n, cons
         next = o->next;
         const int k = common(o, c->media, tokens, n, keys, n_img);
         if (k == n && o->n >= n) { /* the new one adds nothing: keep the old, now most recent */
-            unlink_entry(c, o);
-            push_front(c, o);
+            lru_unlink(c, o);
+            lru_push_front(c, o);
             pthread_mutex_unlock(&c->mu);
             entry_free(e);
             return;
         }
         if (k == o->n) { /* the old one is a prefix of the new one */
-            unlink_entry(c, o);
+            take(c, o);
             o->next = gone;
             gone = o;
         }
     }
-    push_front(c, e);
+    add(c, e);
     while (c->bytes > c->budget && c->tail) {
         struct pc_entry *o = c->tail;
-        unlink_entry(c, o);
+        take(c, o);
         o->next = gone;
         gone = o;
         c->evictions++;
@@ -174,8 +166,8 @@ int pc_match(struct prefix_cache *c, const int *prompt, int n, const uint8_t (*k
         if (k > best_n) best = e, best_n = k;
     }
     if (best) {
-        unlink_entry(c, best);
-        push_front(c, best);
+        lru_unlink(c, best);
+        lru_push_front(c, best);
         *seq = best->seq;
         c->hits++;
     } else {

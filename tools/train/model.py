@@ -33,7 +33,7 @@ def config(vocab_size, tokens):
         "vision": {"image_size": IMAGE_SIZE, "patch_size": 12, "width": 96, "layers": 4, "heads": 4,
                    "mlp_dim": 192, "act": "gelu", "ln_eps": 1e-5, "output": "patch_tokens", "ln_post": False},
         "preprocess": {"kind": "open_clip", "image_size": IMAGE_SIZE, "mean": MEAN, "std": STD},
-        "perceiver": {"depth": 2, "heads": 4, "dim_head": 32, "num_latents": 16, "ff_mult": 2},
+        "perceiver": {"depth": 2, "heads": 4, "dim_head": 32, "num_latents": 64, "ff_mult": 2},
         "lm": {"family": "gpt_neox", "d_model": 96, "n_layers": 4, "n_heads": 4, "mlp_dim": 256,
                "vocab_size": vocab_size, "max_seq_len": 1024, "ln_eps": 1e-5, "rotary_pct": 1.0,
                "rotary_base": 10000, "parallel_residual": False},

@@ -18,7 +18,8 @@ Stages:
   p  both frozen; the Perceiver Resampler (64 latents, one per patch) trained to reproduce the
      patch tokens, latent i for patch i
   c  the gated cross-attention layers trained on interleaved image-text sequences of 1-4 chunks
-     (few-shot examples included), gates from 0.5; the Perceiver as stage p left it
+     (few-shot examples included), gates from 0.5, the first c_bind steps on colour and presence
+     questions only; the Perceiver as stage p left it
 Then the model file is written with weights/stfile.py and read back with the reference
 (tests/reference/flamingo_ref.py), whose logits must equal the training model's.
 

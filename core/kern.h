@@ -37,6 +37,13 @@ struct kern_attn {
     int ld_out;
 };
 
+/* gemm_nt_panel_w's blocking: W rows (a multiple of 3) x columns (a
+ * multiple of 32) widened at a time, and the most rows of x per call. */
+#define KERN_PANEL_ROWS   6
+#define KERN_PANEL_COLS   4096
+#define KERN_PANEL_FLOATS (KERN_PANEL_ROWS * KERN_PANEL_COLS)
+#define KERN_PANEL_MAX_M  64
+
 struct kern {
     const char *name;
     /* rows of width dim; b may be NULL (weight-only LayerNorm); y may be x */
@@ -63,6 +70,12 @@ struct kern {
                         float *y, float alpha, int accumulate);
     /* Rows [r0, r1) of w as f32: dst[r1 - r0][w->k]. */
     void (*widen_rows)(const struct wmat *w, int r0, int r1, float *dst);
+    /* The same product as gemm_nt_rows_w for m <= KERN_PANEL_MAX_M rows and
+     * k % 8 == 0, widening blocks of W once into panel (KERN_PANEL_FLOATS
+     * floats of the caller's) and multiplying in register tiles: the
+     * faster way from about 8 rows on (batched decode, short prompts). */
+    void (*gemm_nt_panel_w)(const float *x, int ldx, int m, const struct wmat *w, int j_lo, int j_hi,
+                            float *y, int ldy, float alpha, int accumulate, float *panel);
 };
 
 /* Floats of scratch one attention call with up to n_kv keys needs. */

@@ -609,6 +609,122 @@ static void k_widen_rows(const struct wmat *w, int r0, int r1, float *dst) {
     }
 }
 
+/* ---- many rows against stored weights: widened panels, register tiles ---- */
+
+/* W rows [j0, j0 + nj), columns [t0, t0 + kc) widened to f32, dst[nj][kc]
+ * (q8_0: t0 and kc multiples of 32; any type: kc a multiple of 8). */
+static void widen_block(const struct wmat *w, int j0, int nj, int t0, int kc, float *dst) {
+    for (int q = 0; q < nj; q++) {
+        const size_t at = (size_t)(j0 + q) * w->k + t0;
+        float *d = dst + (size_t)q * kc;
+        if (w->type == WMAT_Q8_0) {
+            const int8_t *s = (const int8_t *)w->data + at;
+            float sc[256];
+            for (int b0 = 0; b0 < kc / WMAT_Q8_BLOCK; b0 += 256) {
+                const int nb = kc / WMAT_Q8_BLOCK - b0 < 256 ? kc / WMAT_Q8_BLOCK - b0 : 256;
+                f16_to_f32_run(w->scale + at / WMAT_Q8_BLOCK + b0, nb, sc);
+                for (int b = 0; b < nb; b++) {
+                    const int8_t *sb = s + (size_t)(b0 + b) * WMAT_Q8_BLOCK;
+                    float *db = d + (size_t)(b0 + b) * WMAT_Q8_BLOCK;
+                    const float f = sc[b];
+                    st8(db, ld8_i8(sb) * f), st8(db + 8, ld8_i8(sb + 8) * f);
+                    st8(db + 16, ld8_i8(sb + 16) * f), st8(db + 24, ld8_i8(sb + 24) * f);
+                }
+            }
+        } else if (w->type == WMAT_BF16) {
+            const uint16_t *s = (const uint16_t *)w->data + at;
+            for (int t = 0; t < kc; t += 8)
+                st8(d + t, ld8_bf16(s + t));
+        } else {
+            memcpy(d, (const float *)w->data + at, (size_t)kc * sizeof *d);
+        }
+    }
+}
+
+/* 4 rows of x times 3 rows of a widened panel over kc columns (a multiple
+ * of 8): out[r][q] = x[r] . p[q].  12 accumulators, 3 panel vectors and
+ * one x vector fill the 16 registers, and 12 independent FMA chains cover
+ * the FMA latency. */
+static inline void tile4x3(const float *const x[4], const float *const p[3], int kc, float out[4][3]) {
+    v8f a00 = {0}, a01 = {0}, a02 = {0}, a10 = {0}, a11 = {0}, a12 = {0};
+    v8f a20 = {0}, a21 = {0}, a22 = {0}, a30 = {0}, a31 = {0}, a32 = {0};
+    for (int t = 0; t < kc; t += 8) {
+        const v8f w0 = ld8(p[0] + t), w1 = ld8(p[1] + t), w2 = ld8(p[2] + t);
+        v8f v = ld8(x[0] + t);
+        a00 += v * w0, a01 += v * w1, a02 += v * w2;
+        v = ld8(x[1] + t);
+        a10 += v * w0, a11 += v * w1, a12 += v * w2;
+        v = ld8(x[2] + t);
+        a20 += v * w0, a21 += v * w1, a22 += v * w2;
+        v = ld8(x[3] + t);
+        a30 += v * w0, a31 += v * w1, a32 += v * w2;
+    }
+    out[0][0] = hsum8(a00), out[0][1] = hsum8(a01), out[0][2] = hsum8(a02);
+    out[1][0] = hsum8(a10), out[1][1] = hsum8(a11), out[1][2] = hsum8(a12);
+    out[2][0] = hsum8(a20), out[2][1] = hsum8(a21), out[2][2] = hsum8(a22);
+    out[3][0] = hsum8(a30), out[3][1] = hsum8(a31), out[3][2] = hsum8(a32);
+}
+
+/* y[r][j] = alpha sum_t x[r][t] w[j][t] (+ y[r][j] if accumulate) for W
+ * rows [j_lo, j_hi), m <= KERN_PANEL_MAX_M rows, any stored type with k a
+ * multiple of 8 (q8_0: of 32).
+ *
+ * KERN_PANEL_ROWS W rows x KERN_PANEL_COLS columns at a time (whole rows
+ * up to that width: contiguous bytes) are widened once into the caller's
+ * panel, then every group of 4 rows of x passes over it in 4 x 3 register
+ * tiles.  Widening is one pass per weight and the multiply m passes, so
+ * from about 8 rows on this beats widening in registers for every group of
+ * rows (gemm_nt_rows_w).  While the panel is multiplied, the next block's
+ * stored bytes are prefetched: with k > KERN_PANEL_COLS they are 6 short
+ * runs that the hardware prefetcher does not follow.  Other blockings
+ * measured no better on the 2-core Zen 3 (docs/ARCHITECTURE.md): the tile
+ * itself runs at about 70% of the FMA peak even with all its operands in
+ * L1, and that, more than memory, limits this kernel there. */
+static void k_gemm_nt_panel_w(const float *x, int ldx, int m, const struct wmat *w, int j_lo, int j_hi,
+                              float *y, int ldy, float alpha, int accumulate, float *panel) {
+    enum { JB = KERN_PANEL_ROWS, KC = KERN_PANEL_COLS };
+    const size_t esz = w->type == WMAT_Q8_0 ? 1 : w->type == WMAT_BF16 ? 2 : 4;
+    float acc[KERN_PANEL_MAX_M][JB];
+    for (int j0 = j_lo; j0 < j_hi; j0 += JB) {
+        const int nj = j_hi - j0 < JB ? j_hi - j0 : JB;
+        memset(acc, 0, sizeof acc);
+        for (int t0 = 0; t0 < w->k; t0 += KC) {
+            const int kc = w->k - t0 < KC ? w->k - t0 : KC;
+            widen_block(w, j0, nj, t0, kc, panel);
+            /* the next block: further along these rows, or the next rows */
+            const int t0n = t0 + KC < w->k ? t0 + KC : 0, j0n = t0 + KC < w->k ? j0 : j0 + JB;
+            const int njn = j0n >= j_hi ? 0 : (j_hi - j0n < JB ? j_hi - j0n : JB);
+            const int kcn = w->k - t0n < KC ? w->k - t0n : KC;
+            for (int g = 0; g < m; g += 4) {
+                const float *xr[4], *pr[3];
+                for (int i = 0; i < 4; i++) /* past the last row: repeat a real one, results dropped */
+                    xr[i] = x + (size_t)(g + i < m ? g + i : g) * ldx + t0;
+                for (int q0 = 0; q0 < nj; q0 += 3) {
+                    const int nq = nj - q0 < 3 ? nj - q0 : 3;
+                    if (g == 0)
+                        for (int q = q0; q < q0 + 3 && q < njn; q++) {
+                            const char *src = (const char *)w->data + ((size_t)(j0n + q) * w->k + t0n) * esz;
+                            for (size_t off = 0; off < (size_t)kcn * esz; off += 64)
+                                __builtin_prefetch(src + off);
+                        }
+                    for (int q = 0; q < 3; q++) /* past the last row: repeat a real one */
+                        pr[q] = panel + (size_t)(q0 + (q < nq ? q : 0)) * kc;
+                    float out[4][3];
+                    tile4x3(xr, pr, kc, out);
+                    for (int i = 0; i < 4 && g + i < m; i++)
+                        for (int q = 0; q < nq; q++)
+                            acc[g + i][q0 + q] += out[i][q];
+                }
+            }
+        }
+        for (int i = 0; i < m; i++) {
+            float *yr = y + (size_t)i * ldy + j0;
+            for (int q = 0; q < nj; q++)
+                yr[q] = accumulate ? yr[q] + alpha * acc[i][q] : alpha * acc[i][q];
+        }
+    }
+}
+
 const struct kern KERN_TABLE = {
     .name = KERN_NAME,
     .layernorm = k_layernorm,
@@ -620,4 +736,5 @@ const struct kern KERN_TABLE = {
     .gemm_nt_rows_w = k_gemm_nt_rows_w,
     .gemv_q8_i16 = k_gemv_q8_i16,
     .widen_rows = k_widen_rows,
+    .gemm_nt_panel_w = k_gemm_nt_panel_w,
 };

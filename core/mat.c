@@ -2,8 +2,8 @@
  * mat.c - see mat.h.
  *
  * All parallelism is the pool's.  OpenBLAS runs single-threaded, called from
- * every pool thread at once on its own slice of a GEMM (rows of C when there
- * are many, else columns), which is the mode OpenBLAS documents for threaded
+ * every pool thread at once on its own slice of a GEMM (columns of C unless
+ * C is taller than wide), which is the mode OpenBLAS documents for threaded
  * applications.  Letting OpenBLAS keep threads of its own does not mix: they
  * busy-wait for a while after every GEMM and take the cores away from the
  * pool's LayerNorm, activation and attention tasks (measured: the attention
@@ -159,12 +159,15 @@ void mat_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
         return;
     }
     if (T > 1 && (double)m * n * k >= 4e6) {
-        /* About one slice per thread: by rows of C when there are plenty
-         * (each slice then streams all of B, which stays in cache for the
-         * image tower's 2056-row products), else by columns, so that few
-         * rows (a prompt, a batch of decodes) do not leave slices of a few
-         * rows that OpenBLAS runs poorly. */
-        j.by_rows = m >= 256 || m >= n;
+        /* About one slice per thread: by columns of C unless C is taller
+         * than wide.  A row slice makes each thread pack all of B (the
+         * weights) for itself; a column slice packs half of it and all of
+         * A.  Measured (2 threads, OpenBLAS 0.3.21): the image tower at
+         * batch 1, 257 x 3072 x 1024, 116 GFLOP/s by rows, 126 by columns;
+         * at batch 8, 2056 rows, the same either way.  Few rows (a prompt,
+         * a batch of decodes) would otherwise leave slices of a few rows
+         * that OpenBLAS runs poorly. */
+        j.by_rows = m >= n;
         int len = j.by_rows ? m : n, align = j.by_rows ? 8 : 16;
         j.step = ((len + T - 1) / T + align - 1) / align * align;
         tasks = (len + j.step - 1) / j.step;
@@ -221,28 +224,62 @@ static void wgemv_task(void *ctx, int task, int thread) {
  * (the LM's widest, MPT-7B's MLP, is 16384). */
 #define MAT_I16_MAX_K 32768
 
+/* Without memory for a panel: the few-row kernel, 16 rows at a time, on W
+ * rows [lo, hi) (slower, the same result to rounding). */
+static void few_rows_fallback(const struct wgemm_job *j, int lo, int hi) {
+    for (int r = 0; r < j->m; r += MAT_FEW_ROWS)
+        g_kern->gemm_nt_rows_w(j->x + (size_t)r * j->ldx, j->ldx,
+                               j->m - r < MAT_FEW_ROWS ? j->m - r : MAT_FEW_ROWS, j->w, lo, hi,
+                               j->y + (size_t)r * j->ldy, j->ldy, j->alpha, j->accumulate);
+}
+
+/* Thread `thread`'s panel of at least `floats` floats, 64-byte aligned
+ * (the kernels keep vectors in it), or NULL.  The contents do not survive
+ * growing. */
+static float *panel_of(int thread, size_t floats) {
+    struct wpanel *p = &g_panels[thread];
+    if (p->cap < floats) {
+        free(p->buf);
+        p->cap = 0;
+        p->buf = aligned_alloc(64, (floats * sizeof(float) + 63) / 64 * 64);
+        if (!p->buf) return NULL;
+        p->cap = floats;
+    }
+    return p->buf;
+}
+
 /* Many rows: this task's panel of W rows widened to f32 in the thread's own
  * buffer, then one sgemm for all m rows against it. */
 static void wpanel_task(void *ctx, int task, int thread) {
     struct wgemm_job *j = ctx;
     const struct wmat *w = j->w;
     int lo = task * j->step, hi = lo + j->step > w->n ? w->n : lo + j->step;
-    struct wpanel *p = &g_panels[thread];
-    size_t need = (size_t)j->step * (size_t)w->k;
-    if (p->cap < need) {
-        float *b = realloc(p->buf, need * sizeof *b);
-        if (!b) { /* no memory for a panel: the few-row kernel, 16 rows at a time (slower, same result) */
-            for (int r = 0; r < j->m; r += MAT_FEW_ROWS)
-                g_kern->gemm_nt_rows_w(j->x + (size_t)r * j->ldx, j->ldx, j->m - r < MAT_FEW_ROWS ? j->m - r : MAT_FEW_ROWS,
-                                       w, lo, hi, j->y + (size_t)r * j->ldy, j->ldy, j->alpha, j->accumulate);
-            return;
-        }
-        p->buf = b;
-        p->cap = need;
+    float *panel = panel_of(thread, (size_t)j->step * (size_t)w->k);
+    if (!panel) {
+        few_rows_fallback(j, lo, hi);
+        return;
     }
-    g_kern->widen_rows(w, lo, hi, p->buf);
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->m, hi - lo, w->k, j->alpha, j->x, j->ldx, p->buf, w->k,
-                j->accumulate ? 1.0f : 0.0f, j->y + lo, j->ldy);
+    g_kern->widen_rows(w, lo, hi, panel);
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, j->m, hi - lo, w->k, j->alpha, j->x, j->ldx, panel,
+                w->k, j->accumulate ? 1.0f : 0.0f, j->y + lo, j->ldy);
+}
+
+/* From this many rows up to KERN_PANEL_MAX_M, stored weights go to
+ * gemm_nt_panel_w (measured, docs/ARCHITECTURE.md: 1.0-1.5x the few-row
+ * kernel from 8 rows on, slower below). */
+#define MAT_PANEL_MIN_M 8
+
+/* Some rows against stored weights: blocks widened once per thread, then
+ * register tiles (kern gemm_nt_panel_w). */
+static void wtile_task(void *ctx, int task, int thread) {
+    const struct wgemm_job *j = ctx;
+    int lo = task * j->step, hi = lo + j->step > j->w->n ? j->w->n : lo + j->step;
+    float *panel = panel_of(thread, KERN_PANEL_FLOATS);
+    if (!panel) {
+        few_rows_fallback(j, lo, hi);
+        return;
+    }
+    g_kern->gemm_nt_panel_w(j->x, j->ldx, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate, panel);
 }
 
 void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate, float *y,
@@ -263,6 +300,12 @@ void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *
     }
     struct wgemm_job j = {.x = x, .ldx = ldx, .m = m, .ldy = ldy, .accumulate = accumulate, .alpha = alpha,
                           .w = w, .y = y};
+    if (m >= MAT_PANEL_MIN_M && m <= KERN_PANEL_MAX_M && w->k % 8 == 0) {
+        j.step =
+            T > 1 ? ((w->n + T - 1) / T + KERN_PANEL_ROWS - 1) / KERN_PANEL_ROWS * KERN_PANEL_ROWS : w->n;
+        pool_for(g_pool, (w->n + j.step - 1) / j.step, wtile_task, &j);
+        return;
+    }
     if (m <= MAT_FEW_ROWS) {
         j.step = T > 1 ? ((w->n + T - 1) / T + 15) / 16 * 16 : w->n;
         pool_for(g_pool, (w->n + j.step - 1) / j.step, wrows_task, &j);

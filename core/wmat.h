@@ -8,9 +8,10 @@
  *          uint16_t[n][k / 32]: w[j][t] = scale[j][t / 32] * q[j][t]
  *
  * The engine computes on them in place (core/mat.h mat_gemm_w): few rows
- * (decode) stream the stored bytes and widen them in registers; many rows
- * (prefill, images) widen one panel of rows per thread to f32 and run sgemm
- * on it.  Activations stay f32 throughout.
+ * (decode) stream the stored bytes and widen them in registers; more rows
+ * (batched decode, prompts, images) widen blocks of rows per thread to f32
+ * once and multiply them in register tiles or with sgemm.  Activations stay
+ * f32, except one row against q8_0, which is rounded to int16 blocks.
  *
  * The quantiser here is the one weights/convert.py implements in numpy
  * (round to nearest even, scale = max |w| / 127 rounded to F16 first, so the

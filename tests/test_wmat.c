@@ -88,16 +88,17 @@ static void reference(const float *x, int m, const struct wmat *w, float alpha, 
 }
 
 static void check_products(void) {
-    static const int ms[] = {1, 2, 5, 16, 17, 40};
+    static const int ms[] = {1, 2, 5, 8, 13, 16, 17, 32, 40, 64};
     static const int ns[] = {1, 37, 130};
-    static const int ks[] = {32, 96, 288, 544};
+    static const int ks[] = {32, 96, 288, 544, KERN_PANEL_COLS + 64}; /* the last: two column blocks */
     const struct kern *tables[] = {&kern_generic, &kern_avx2};
     const int n_tables = kern_best() == &kern_avx2 ? 2 : 1;
     int cases = 0, fails = 0;
     for (int type = WMAT_F32; type <= WMAT_Q8_0; type++)
         for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)
             for (size_t ni = 0; ni < sizeof ns / sizeof *ns; ni++) {
-                const int n = ns[ni], k = ks[ki] + (type == WMAT_BF16 ? 5 : 0); /* bf16: any k */
+                /* bf16: any k (the panel kernel takes multiples of 8) */
+                const int n = ns[ni], k = ks[ki] + (type == WMAT_BF16 && ki % 2 ? 5 : 0);
                 float *wf = malloc((size_t)n * k * sizeof *wf);
                 for (size_t i = 0; i < (size_t)n * k; i++)
                     wf[i] = frand();
@@ -139,6 +140,23 @@ static void check_products(void) {
                             cases++;
                             if (!(max_rel(y, want, (size_t)m * n) < 1e-5)) fails++;
                         }
+                        /* the panel kernel, on all of W and on rows 2.. (columns 0 and 1 of y untouched) */
+                        float *panel = malloc(KERN_PANEL_FLOATS * sizeof *panel);
+                        for (int t = 0; t < n_tables && m <= KERN_PANEL_MAX_M && k % 8 == 0; t++)
+                            for (int j_lo = 0; j_lo <= 2 && j_lo < n; j_lo += 2) {
+                                memcpy(y, y0, (size_t)m * n * sizeof *y);
+                                tables[t]->gemm_nt_panel_w(x, k, m, &w, j_lo, n, y, n, alpha, acc, panel);
+                                int bad = 0;
+                                for (int r = 0; r < m; r++)
+                                    for (int j = 0; j < j_lo; j++)
+                                        bad |= y[(size_t)r * n + j] != y0[(size_t)r * n + j];
+                                for (int r = 0; r < m && j_lo > 0; r++) /* compare only the rows computed */
+                                    for (int j = 0; j < j_lo; j++)
+                                        y[(size_t)r * n + j] = (float)want[(size_t)r * n + j];
+                                cases++;
+                                if (bad || !(max_rel(y, want, (size_t)m * n) < 1e-5)) fails++;
+                            }
+                        free(panel);
                         if (i16) reference(xd, m, &w, alpha, acc ? y0 : NULL, want);
                         for (int t = 0; i16 && t < n_tables; t++) {
                             memcpy(y, y0, (size_t)n * sizeof *y);
@@ -146,7 +164,7 @@ static void check_products(void) {
                             cases++;
                             if (!(max_rel(y, want, (size_t)n) < 1e-5)) fails++;
                         }
-                        /* through the pool: the few-row, many-row and (one row, q8_0) int16 paths */
+                        /* through the pool: the few-row, panel, many-row and (one row, q8_0) int16 paths */
                         for (int threads = 1; threads <= 3; threads += 2) {
                             CHECK(mat_init(threads) == 0);
                             memcpy(y, y0, (size_t)m * n * sizeof *y);

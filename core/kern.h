@@ -72,8 +72,9 @@ struct kern {
     void (*widen_rows)(const struct wmat *w, int r0, int r1, float *dst);
     /* The same product as gemm_nt_rows_w for m <= KERN_PANEL_MAX_M rows and
      * k % 8 == 0, widening blocks of W once into panel (KERN_PANEL_FLOATS
-     * floats of the caller's) and multiplying in register tiles: the
-     * faster way from about 8 rows on (batched decode, short prompts). */
+     * floats of the caller's; unused for F32, which is read in place) and
+     * multiplying in register tiles: for stored types the faster way from
+     * about 8 rows on, for F32 from 2 (batched decode, short prompts). */
     void (*gemm_nt_panel_w)(const float *x, int ldx, int m, const struct wmat *w, int j_lo, int j_hi,
                             float *y, int ldy, float alpha, int accumulate, float *panel);
 };

@@ -667,7 +667,8 @@ static inline void tile4x3(const float *const x[4], const float *const p[3], int
 
 /* y[r][j] = alpha sum_t x[r][t] w[j][t] (+ y[r][j] if accumulate) for W
  * rows [j_lo, j_hi), m <= KERN_PANEL_MAX_M rows, any stored type with k a
- * multiple of 8 (q8_0: of 32).
+ * multiple of 8 (q8_0: of 32).  F32 weights are multiplied in place (panel
+ * unused, may be NULL).
  *
  * KERN_PANEL_ROWS W rows x KERN_PANEL_COLS columns at a time (whole rows
  * up to that width: contiguous bytes) are widened once into the caller's
@@ -690,7 +691,10 @@ static void k_gemm_nt_panel_w(const float *x, int ldx, int m, const struct wmat 
         memset(acc, 0, sizeof acc);
         for (int t0 = 0; t0 < w->k; t0 += KC) {
             const int kc = w->k - t0 < KC ? w->k - t0 : KC;
-            widen_block(w, j0, nj, t0, kc, panel);
+            /* f32 weights are their own panel: rows of stride k */
+            const float *pb = w->type == WMAT_F32 ? (const float *)w->data + (size_t)j0 * w->k + t0 : panel;
+            const size_t lp = w->type == WMAT_F32 ? (size_t)w->k : (size_t)kc;
+            if (w->type != WMAT_F32) widen_block(w, j0, nj, t0, kc, panel);
             /* the next block: further along these rows, or the next rows */
             const int t0n = t0 + KC < w->k ? t0 + KC : 0, j0n = t0 + KC < w->k ? j0 : j0 + JB;
             const int njn = j0n >= j_hi ? 0 : (j_hi - j0n < JB ? j_hi - j0n : JB);
@@ -708,7 +712,7 @@ static void k_gemm_nt_panel_w(const float *x, int ldx, int m, const struct wmat 
                                 __builtin_prefetch(src + off);
                         }
                     for (int q = 0; q < 3; q++) /* past the last row: repeat a real one */
-                        pr[q] = panel + (size_t)(q0 + (q < nq ? q : 0)) * kc;
+                        pr[q] = pb + (size_t)(q0 + (q < nq ? q : 0)) * lp;
                     float out[4][3];
                     tile4x3(xr, pr, kc, out);
                     for (int i = 0; i < 4 && g + i < m; i++)

@@ -266,16 +266,19 @@ static void wpanel_task(void *ctx, int task, int thread) {
 
 /* From this many rows up to KERN_PANEL_MAX_M, stored weights go to
  * gemm_nt_panel_w (measured, docs/ARCHITECTURE.md: 1.0-1.5x the few-row
- * kernel from 8 rows on, slower below). */
-#define MAT_PANEL_MIN_M 8
+ * kernel from 8 rows on, slower below: widening costs one pass).  F32
+ * weights go there from 2 rows to MAT_F32_TILE_MAX_M (1.3-2.3x mat_gemm's
+ * few-row kernel; from 48 rows sgemm is 2-11% faster). */
+#define MAT_PANEL_MIN_M    8
+#define MAT_F32_TILE_MAX_M 32
 
 /* Some rows against stored weights: blocks widened once per thread, then
  * register tiles (kern gemm_nt_panel_w). */
 static void wtile_task(void *ctx, int task, int thread) {
     const struct wgemm_job *j = ctx;
     int lo = task * j->step, hi = lo + j->step > j->w->n ? j->w->n : lo + j->step;
-    float *panel = panel_of(thread, KERN_PANEL_FLOATS);
-    if (!panel) {
+    float *panel = j->w->type == WMAT_F32 ? NULL : panel_of(thread, KERN_PANEL_FLOATS);
+    if (!panel && j->w->type != WMAT_F32) {
         few_rows_fallback(j, lo, hi);
         return;
     }
@@ -284,11 +287,17 @@ static void wtile_task(void *ctx, int task, int thread) {
 
 void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate, float *y,
                 int ldy) {
-    if (w->type == WMAT_F32) {
+    const int T = g_threads;
+    /* the register tiles: f32 from 2 to MAT_F32_TILE_MAX_M rows (no
+     * widening: the weights are their own panel), stored types from
+     * MAT_PANEL_MIN_M to KERN_PANEL_MAX_M */
+    const int f32 = w->type == WMAT_F32;
+    const int tiles = m >= (f32 ? 2 : MAT_PANEL_MIN_M) &&
+                      m <= (f32 ? MAT_F32_TILE_MAX_M : KERN_PANEL_MAX_M) && w->k % 8 == 0;
+    if (f32 && !tiles) {
         mat_gemm(0, 1, m, w->n, w->k, alpha, x, ldx, w->data, w->k, accumulate ? 1.0f : 0.0f, y, ldy);
         return;
     }
-    const int T = g_threads;
     if (m == 1 && w->type == WMAT_Q8_0 && w->k <= MAT_I16_MAX_K) {
         static _Thread_local int16_t xq[MAT_I16_MAX_K];
         static _Thread_local float xs[MAT_I16_MAX_K / WMAT_Q8_BLOCK];
@@ -300,7 +309,7 @@ void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *
     }
     struct wgemm_job j = {.x = x, .ldx = ldx, .m = m, .ldy = ldy, .accumulate = accumulate, .alpha = alpha,
                           .w = w, .y = y};
-    if (m >= MAT_PANEL_MIN_M && m <= KERN_PANEL_MAX_M && w->k % 8 == 0) {
+    if (tiles) {
         j.step =
             T > 1 ? ((w->n + T - 1) / T + KERN_PANEL_ROWS - 1) / KERN_PANEL_ROWS * KERN_PANEL_ROWS : w->n;
         pool_for(g_pool, (w->n + j.step - 1) / j.step, wtile_task, &j);

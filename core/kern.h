@@ -63,11 +63,12 @@ struct kern {
      * 16.  Each block of stored weights is widened once, in L1. */
     void (*gemm_nt_rows_w)(const float *x, int ldx, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
                            int ldy, float alpha, int accumulate);
-    /* y[j] = alpha x . w[j] (+ y[j] if accumulate) for j in [j_lo, j_hi),
-     * w q8_0, one row x quantized per block to int16 (x[t] ~ xq[t] xs[t /
-     * 32], wmat_i16_quantize_row): integer dot products per block. */
-    void (*gemv_q8_i16)(const int16_t *xq, const float *xs, const struct wmat *w, int j_lo, int j_hi,
-                        float *y, float alpha, int accumulate);
+    /* y[r][j] = alpha x_r . w[j] (+ y[r][j] if accumulate) for j in [j_lo,
+     * j_hi), w q8_0, m rows x_r quantized per block to int16 (x_r[t] ~
+     * xq[r k + t] xs[r k / 32 + t / 32], wmat_i16_quantize_row): integer dot
+     * products per block.  A row's result does not depend on m. */
+    void (*gemm_q8_i16_rows)(const int16_t *xq, const float *xs, int m, const struct wmat *w, int j_lo,
+                             int j_hi, float *y, int ldy, float alpha, int accumulate);
     /* Rows [r0, r1) of w as f32: dst[r1 - r0][w->k]. */
     void (*widen_rows)(const struct wmat *w, int r0, int r1, float *dst);
     /* The same product as gemm_nt_rows_w for m <= KERN_PANEL_MAX_M rows and

@@ -524,65 +524,106 @@ static void k_gemm_nt_rows_w(const float *x, int ldx, int m, const struct wmat *
     }
 }
 
-/* y[j] = alpha sum_t x[t] w[j][t] (+ y[j] if accumulate) for a q8_0 W's
- * rows [j_lo, j_hi) and one row x given as int16 per block, x[t] ~ xq[t]
- * xs[t / 32] (wmat_i16_quantize_row): per block an integer dot product
- * (int8 x int16 -> int32, exact), then one multiply by the two scales.
- * Decode's kernel: half the instructions of widening each weight to f32,
- * which is what kept that path off the memory bandwidth. */
 #if defined(__AVX2__)
-static inline __m256i dot32_i16(const int8_t *q, const int16_t *x) {
-    const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)q));
-    const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(q + 16)));
-    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)x);
-    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(x + 16));
-    return _mm256_add_epi32(_mm256_madd_epi16(w0, x0), _mm256_madd_epi16(w1, x1)); /* |sum| < 2^24 */
+/* acc += (the block's int dot product) * *f for one row of 32 int16 */
+#define I16_ROW_BLOCK(w0, w1, xr, f, acc)                                                                    \
+    (acc) = _mm256_fmadd_ps(                                                                                 \
+        _mm256_cvtepi32_ps(_mm256_add_epi32(                                                                 \
+            _mm256_madd_epi16((w0), _mm256_loadu_si256((const __m256i *)(const void *)(xr))),                \
+            _mm256_madd_epi16((w1), _mm256_loadu_si256((const __m256i *)(const void *)((xr) + 16))))),       \
+        _mm256_broadcast_ss(f), (acc))
+
+/* Up to 4 rows (mm, a constant at each call site) against W row q over
+ * blocks [b0, b1): out[i] += the row's sum (two accumulators, even and odd
+ * blocks). */
+static inline void i16_rows4(const int16_t *xq, const float *xs, int k, int mm, const int8_t *q,
+                             const float *sc, int b0, int b1, float out[4]) {
+    const int nb = k / WMAT_Q8_BLOCK;
+    float f[4][WQ_CHUNK / WMAT_Q8_BLOCK]; /* the two scales' products, one vector pass per row */
+    for (int i = 0; i < mm; i++)
+        for (int b = b0; b < b1; b++)
+            f[i][b - b0] = sc[b - b0] * xs[(size_t)i * nb + b];
+    __m256 a0[4], a1[4];
+    for (int i = 0; i < mm; i++)
+        a0[i] = a1[i] = _mm256_setzero_ps();
+    int b = b0;
+    for (; b + 2 <= b1; b += 2) {
+        const int t = b * WMAT_Q8_BLOCK;
+        const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(q + t)));
+        const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(q + t + 16)));
+        const __m256i w2 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(q + t + 32)));
+        const __m256i w3 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(q + t + 48)));
+        for (int i = 0; i < mm; i++) {
+            const int16_t *xr = xq + (size_t)i * k + t;
+            I16_ROW_BLOCK(w0, w1, xr, &f[i][b - b0], a0[i]);
+            I16_ROW_BLOCK(w2, w3, xr + 32, &f[i][b + 1 - b0], a1[i]);
+        }
+    }
+    if (b < b1) {
+        const int t = b * WMAT_Q8_BLOCK;
+        const __m256i w0 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(q + t)));
+        const __m256i w1 = _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)(q + t + 16)));
+        for (int i = 0; i < mm; i++)
+            I16_ROW_BLOCK(w0, w1, xq + (size_t)i * k + t, &f[i][b - b0], a0[i]);
+    }
+    for (int i = 0; i < mm; i++) {
+        v8f v;
+        const __m256 s2 = _mm256_add_ps(a0[i], a1[i]);
+        memcpy(&v, &s2, sizeof v);
+        out[i] += hsum8(v);
+    }
 }
 #endif
 
-static void k_gemv_q8_i16(const int16_t *xq, const float *xs, const struct wmat *w, int j_lo, int j_hi,
-                          float *y, float alpha, int accumulate) {
+/* y[r][j] = alpha sum_t x[r][t] w[j][t] (+ y[r][j] if accumulate) for a
+ * q8_0 W's rows [j_lo, j_hi) and m rows of x given as int16 per block
+ * (row r: xq + r * k, scales xs + r * k / 32, wmat_i16_quantize_row):
+ * per block an integer dot product (int8 x int16 -> int32, exact, |sum| <
+ * 2^24), then one multiply by the two scales' product.  Decode's kernel:
+ * half the instructions of widening each weight to f32, which is what kept
+ * that path off the memory bandwidth.  Each W row's blocks are widened to
+ * int16 once per group of 4 rows of x, and a row's sum takes the same steps
+ * whatever rows are batched with it, so batched decode gives every
+ * sequence the bits it would get alone. */
+static void k_gemm_q8_i16_rows(const int16_t *xq, const float *xs, int m, const struct wmat *w, int j_lo,
+                               int j_hi, float *y, int ldy, float alpha, int accumulate) {
     enum { CB = WQ_CHUNK / WMAT_Q8_BLOCK };
-    const int nb = w->k / WMAT_Q8_BLOCK;
+    const int k = w->k, nb = k / WMAT_Q8_BLOCK;
     float sc[CB];
     for (int j = j_lo; j < j_hi; j++) {
-        const int8_t *q = (const int8_t *)w->data + (size_t)j * w->k;
-        float acc = 0;
-        for (int b0 = 0; b0 < nb; b0 += CB) {
-            const int b1 = nb - b0 < CB ? nb : b0 + CB;
-            f16_to_f32_run(w->scale + (size_t)j * nb + b0, b1 - b0, sc);
-            for (int b = b0; b < b1; b++)
-                sc[b - b0] *= xs[b];
+        const int8_t *q = (const int8_t *)w->data + (size_t)j * k;
+        for (int r0 = 0; r0 < m; r0 += 4) {
+            const int mm = m - r0 < 4 ? m - r0 : 4;
+            const int16_t *xg = xq + (size_t)r0 * k;
+            const float *sg = xs + (size_t)r0 * nb;
+            float acc[4] = {0};
+            for (int b0 = 0; b0 < nb; b0 += CB) {
+                const int b1 = nb - b0 < CB ? nb : b0 + CB;
+                f16_to_f32_run(w->scale + (size_t)j * nb + b0, b1 - b0, sc);
 #if defined(__AVX2__)
-            __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
-            int b = b0;
-            for (; b + 2 <= b1; b += 2) {
-                const int t = b * WMAT_Q8_BLOCK;
-                a0 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_i16(q + t, xq + t)), _mm256_set1_ps(sc[b - b0]),
-                                     a0);
-                a1 = _mm256_fmadd_ps(_mm256_cvtepi32_ps(dot32_i16(q + t + 32, xq + t + 32)),
-                                     _mm256_set1_ps(sc[b + 1 - b0]), a1);
-            }
-            if (b < b1)
-                a0 = _mm256_fmadd_ps(
-                    _mm256_cvtepi32_ps(dot32_i16(q + b * WMAT_Q8_BLOCK, xq + b * WMAT_Q8_BLOCK)),
-                    _mm256_set1_ps(sc[b - b0]), a0);
-            v8f v;
-            const __m256 a = _mm256_add_ps(a0, a1);
-            memcpy(&v, &a, sizeof v);
-            acc += hsum8(v);
+                switch (mm) { /* constant row counts: the accumulators stay in registers */
+                case 4: i16_rows4(xg, sg, k, 4, q, sc, b0, b1, acc); break;
+                case 3: i16_rows4(xg, sg, k, 3, q, sc, b0, b1, acc); break;
+                case 2: i16_rows4(xg, sg, k, 2, q, sc, b0, b1, acc); break;
+                default: i16_rows4(xg, sg, k, 1, q, sc, b0, b1, acc); break;
+                }
 #else
-            for (int b = b0; b < b1; b++) {
-                const int8_t *qb = q + (size_t)b * WMAT_Q8_BLOCK;
-                const int16_t *xb = xq + (size_t)b * WMAT_Q8_BLOCK;
-                int32_t s = 0;
-                for (int t = 0; t < WMAT_Q8_BLOCK; t++)
-                    s += (int32_t)qb[t] * xb[t];
-                acc += (float)s * sc[b - b0];
-            }
+                for (int i = 0; i < mm; i++)
+                    for (int b = b0; b < b1; b++) {
+                        const int8_t *qb = q + (size_t)b * WMAT_Q8_BLOCK;
+                        const int16_t *xb = xg + (size_t)i * k + (size_t)b * WMAT_Q8_BLOCK;
+                        int32_t sum = 0;
+                        for (int t = 0; t < WMAT_Q8_BLOCK; t++)
+                            sum += (int32_t)qb[t] * xb[t];
+                        acc[i] += (float)sum * (sc[b - b0] * sg[(size_t)i * nb + b]);
+                    }
 #endif
+            }
+            for (int i = 0; i < mm; i++) {
+                float *yr = y + (size_t)(r0 + i) * ldy + j;
+                *yr = accumulate ? *yr + alpha * acc[i] : alpha * acc[i];
+            }
         }
-        y[j] = accumulate ? y[j] + alpha * acc : alpha * acc;
     }
 }
 
@@ -738,7 +779,7 @@ const struct kern KERN_TABLE = {
     .attention = k_attention,
     .gemm_nt_rows = k_gemm_nt_rows,
     .gemm_nt_rows_w = k_gemm_nt_rows_w,
-    .gemv_q8_i16 = k_gemv_q8_i16,
     .widen_rows = k_widen_rows,
     .gemm_nt_panel_w = k_gemm_nt_panel_w,
+    .gemm_q8_i16_rows = k_gemm_q8_i16_rows,
 };

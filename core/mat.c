@@ -41,6 +41,15 @@ struct wpanel {
 static struct wpanel *g_panels;
 static int g_n_panels;
 
+/* The int16 rows of mat_gemm_w's 1 to MAT_I16_MAX_M rows against q8_0
+ * (kern gemm_q8_i16_rows): owned by the pool's one compute thread, grown
+ * once. */
+static struct {
+    int16_t *q;
+    float *s;
+    size_t cap; /* values */
+} g_i16;
+
 static void panels_free(void) {
     for (int i = 0; i < g_n_panels; i++)
         free(g_panels[i].buf);
@@ -73,6 +82,11 @@ void mat_shutdown(void) {
     pool_free(g_pool);
     g_pool = NULL;
     panels_free();
+    free(g_i16.q);
+    free(g_i16.s);
+    g_i16.q = NULL;
+    g_i16.s = NULL;
+    g_i16.cap = 0;
 }
 
 int mat_threads(void) { return g_threads; }
@@ -202,27 +216,28 @@ static void wrows_task(void *ctx, int task, int thread) {
     g_kern->gemm_nt_rows_w(j->x, j->ldx, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate);
 }
 
-/* One row against q8_0 weights: x quantized once to int16 blocks, then
- * integer dot products (kern gemv_q8_i16). */
-struct wgemv_job {
+/* The int16 path takes up to MAT_I16_MAX_M rows of up to MAT_I16_MAX_K
+ * columns (the LM's widest, MPT-7B's MLP, is 16384).  Measured against the
+ * panel kernel (docs/ARCHITECTURE.md): faster up to 10 rows, even at 12,
+ * slower from 16. */
+#define MAT_I16_MAX_K 32768
+#define MAT_I16_MAX_M 11
+
+struct wgemm_i16_job {
     const int16_t *xq;
     const float *xs;
     const struct wmat *w;
     float *y;
     float alpha;
-    int accumulate, step;
+    int m, ldy, accumulate, step;
 };
 
-static void wgemv_task(void *ctx, int task, int thread) {
+static void wgemm_i16_task(void *ctx, int task, int thread) {
     (void)thread;
-    const struct wgemv_job *j = ctx;
+    const struct wgemm_i16_job *j = ctx;
     int lo = task * j->step, hi = lo + j->step > j->w->n ? j->w->n : lo + j->step;
-    g_kern->gemv_q8_i16(j->xq, j->xs, j->w, lo, hi, j->y, j->alpha, j->accumulate);
+    g_kern->gemm_q8_i16_rows(j->xq, j->xs, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate);
 }
-
-/* Room for one quantized row of up to this many columns per calling thread
- * (the LM's widest, MPT-7B's MLP, is 16384). */
-#define MAT_I16_MAX_K 32768
 
 /* Without memory for a panel: the few-row kernel, 16 rows at a time, on W
  * rows [lo, hi) (slower, the same result to rounding). */
@@ -298,14 +313,31 @@ void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *
         mat_gemm(0, 1, m, w->n, w->k, alpha, x, ldx, w->data, w->k, accumulate ? 1.0f : 0.0f, y, ldy);
         return;
     }
-    if (m == 1 && w->type == WMAT_Q8_0 && w->k <= MAT_I16_MAX_K) {
-        static _Thread_local int16_t xq[MAT_I16_MAX_K];
-        static _Thread_local float xs[MAT_I16_MAX_K / WMAT_Q8_BLOCK];
-        wmat_i16_quantize_row(x, w->k, xq, xs);
-        struct wgemv_job g = {.xq = xq, .xs = xs, .w = w, .y = y, .alpha = alpha, .accumulate = accumulate};
-        g.step = T > 1 ? ((w->n + T - 1) / T + 15) / 16 * 16 : w->n;
-        pool_for(g_pool, (w->n + g.step - 1) / g.step, wgemv_task, &g);
-        return;
+    if (m <= MAT_I16_MAX_M && w->type == WMAT_Q8_0 && w->k <= MAT_I16_MAX_K) {
+        const size_t need = (size_t)m * (size_t)w->k;
+        if (g_i16.cap < need) {
+            free(g_i16.q);
+            free(g_i16.s);
+            g_i16.q = malloc(need * sizeof *g_i16.q);
+            g_i16.s = malloc(need / WMAT_Q8_BLOCK * sizeof *g_i16.s);
+            g_i16.cap = g_i16.q && g_i16.s ? need : 0;
+        }
+        if (g_i16.cap >= need) { /* else: the widening kernel below */
+            for (int r = 0; r < m; r++)
+                wmat_i16_quantize_row(x + (size_t)r * ldx, w->k, g_i16.q + (size_t)r * w->k,
+                                      g_i16.s + (size_t)r * (w->k / WMAT_Q8_BLOCK));
+            struct wgemm_i16_job g = {.xq = g_i16.q,
+                                      .xs = g_i16.s,
+                                      .w = w,
+                                      .y = y,
+                                      .alpha = alpha,
+                                      .m = m,
+                                      .ldy = ldy,
+                                      .accumulate = accumulate};
+            g.step = T > 1 ? ((w->n + T - 1) / T + 15) / 16 * 16 : w->n;
+            pool_for(g_pool, (w->n + g.step - 1) / g.step, wgemm_i16_task, &g);
+            return;
+        }
     }
     struct wgemm_job j = {.x = x, .ldx = ldx, .m = m, .ldy = ldy, .accumulate = accumulate, .alpha = alpha,
                           .w = w, .y = y};

@@ -77,9 +77,10 @@ void wmat_i16_quantize_row(const float *x, int k, int16_t *q, float *scale) {
         int16_t *qb = q + (size_t)b * WMAT_Q8_BLOCK;
         float amax = 0;
         int bad = 0;
-        for (int t = 0; t < WMAT_Q8_BLOCK; t++) {
-            amax = fmaxf(amax, fabsf(xb[t]));
-            bad |= !(fabsf(xb[t]) <= FLT_MAX);
+        for (int t = 0; t < WMAT_Q8_BLOCK; t++) { /* no libm calls: this runs per decoded row */
+            const float a = fabsf(xb[t]);
+            amax = a > amax ? a : amax;
+            bad |= !(a <= FLT_MAX);
         }
         if (bad) { /* inf or NaN in the block: NaN comes out, as from f32 */
             scale[b] = NAN;
@@ -89,7 +90,9 @@ void wmat_i16_quantize_row(const float *x, int k, int16_t *q, float *scale) {
         const float s = amax / 32767.0f;
         scale[b] = s;
         for (int t = 0; t < WMAT_Q8_BLOCK; t++) {
-            float r = s > 0 ? nearbyintf(xb[t] / s) : 0.0f;
+            /* |x / s| <= 32767: adding and taking away 1.5 x 2^23 rounds it
+             * to the nearest integer, ties to even, as nearbyintf does */
+            float r = s > 0 ? (xb[t] / s + 12582912.0f) - 12582912.0f : 0.0f;
             r = r > 32767.0f ? 32767.0f : r < -32767.0f ? -32767.0f : r;
             qb[t] = (int16_t)r;
         }

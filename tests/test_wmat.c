@@ -88,7 +88,7 @@ static void reference(const float *x, int m, const struct wmat *w, float alpha, 
 }
 
 static void check_products(void) {
-    static const int ms[] = {1, 2, 5, 8, 13, 16, 17, 32, 40, 64};
+    static const int ms[] = {1, 2, 5, 8, 11, 13, 16, 17, 32, 40, 64};
     static const int ns[] = {1, 37, 130};
     static const int ks[] = {32, 96, 288, 544, KERN_PANEL_COLS + 64}; /* the last: two column blocks */
     const struct kern *tables[] = {&kern_generic, &kern_avx2};
@@ -113,25 +113,27 @@ static void check_products(void) {
                         x[i] = frand();
                     for (size_t i = 0; i < (size_t)m * n; i++)
                         y0[i] = frand();
-                    /* one row against q8_0 runs on x quantized to int16 blocks: the
+                    /* 1 to 11 rows against q8_0 run on x quantized to int16 blocks: the
                      * reference takes the same x (the quantizer has its own test) */
-                    const int i16 = m == 1 && type == WMAT_Q8_0;
-                    int16_t *xq = malloc((size_t)k * sizeof *xq);
-                    float *xs = malloc((size_t)(k / 32 + 1) * sizeof *xs),
-                          *xd = malloc((size_t)k * sizeof *xd);
-                    if (i16) {
-                        wmat_i16_quantize_row(x, k, xq, xs);
+                    const int i16 = m <= 11 && type == WMAT_Q8_0;
+                    int16_t *xq = malloc((size_t)m * k * sizeof *xq);
+                    float *xs = malloc((size_t)m * (k / 32 + 1) * sizeof *xs),
+                          *xd = malloc((size_t)m * k * sizeof *xd);
+                    for (int r = 0; i16 && r < m; r++) {
+                        wmat_i16_quantize_row(x + (size_t)r * k, k, xq + (size_t)r * k,
+                                              xs + (size_t)r * (k / 32));
                         for (int t = 0; t < k; t++)
-                            xd[t] = (float)xq[t] * xs[t / 32];
+                            xd[(size_t)r * k + t] =
+                                (float)xq[(size_t)r * k + t] * xs[(size_t)r * (k / 32) + t / 32];
                     }
                     for (int acc = 0; acc < 2; acc++) {
                         const float alpha = acc ? 0.37f : 1.0f;
                         reference(x, m, &w, alpha, acc ? y0 : NULL, want);
                         for (int t = 0; i16 && t < n_tables; t++) {
-                            memcpy(y, y0, (size_t)n * sizeof *y);
-                            tables[t]->gemv_q8_i16(xq, xs, &w, 0, n, y, alpha, acc);
+                            memcpy(y, y0, (size_t)m * n * sizeof *y);
+                            tables[t]->gemm_q8_i16_rows(xq, xs, m, &w, 0, n, y, n, alpha, acc);
                             cases++;
-                            if (!(max_rel(y, want, (size_t)n) < 2e-4)) fails++; /* against the f32 x */
+                            if (!(max_rel(y, want, (size_t)m * n) < 2e-4)) fails++; /* against the f32 x */
                         }
                         /* the kernels themselves, every table the CPU runs */
                         for (int t = 0; t < n_tables && m <= 16; t++) {
@@ -159,18 +161,38 @@ static void check_products(void) {
                         free(panel);
                         if (i16) reference(xd, m, &w, alpha, acc ? y0 : NULL, want);
                         for (int t = 0; i16 && t < n_tables; t++) {
-                            memcpy(y, y0, (size_t)n * sizeof *y);
-                            tables[t]->gemv_q8_i16(xq, xs, &w, 0, n, y, alpha, acc);
+                            /* m rows at once: each row exactly what it gives alone */
+                            memcpy(y, y0, (size_t)m * n * sizeof *y);
+                            tables[t]->gemm_q8_i16_rows(xq, xs, m, &w, 0, n, y, n, alpha, acc);
                             cases++;
-                            if (!(max_rel(y, want, (size_t)n) < 1e-5)) fails++;
+                            if (!(max_rel(y, want, (size_t)m * n) < 1e-5)) fails++;
+                            float *y1 = malloc((size_t)n * sizeof *y1);
+                            for (int r = 0; r < m; r++) {
+                                memcpy(y1, y0 + (size_t)r * n, (size_t)n * sizeof *y1);
+                                tables[t]->gemm_q8_i16_rows(xq + (size_t)r * k, xs + (size_t)r * (k / 32), 1,
+                                                            &w, 0, n, y1, n, alpha, acc);
+                                cases++;
+                                if (memcmp(y1, y + (size_t)r * n, (size_t)n * sizeof *y1) != 0) {
+                                    fails++;
+                                    fprintf(stderr,
+                                            "i16 rows: table %d type %d m %d n %d k %d row %d differs from "
+                                            "the row alone\n",
+                                            t, type, m, n, k, r);
+                                }
+                            }
+                            free(y1);
                         }
-                        /* through the pool: the few-row, panel, many-row and (one row, q8_0) int16 paths */
+                        /* through the pool: the int16 (q8_0, 1-11 rows), few-row, panel and many-row paths */
                         for (int threads = 1; threads <= 3; threads += 2) {
                             CHECK(mat_init(threads) == 0);
                             memcpy(y, y0, (size_t)m * n * sizeof *y);
                             mat_gemm_w(m, alpha, x, k, &w, acc, y, n);
                             cases++;
-                            if (!(max_rel(y, want, (size_t)m * n) < 1e-5)) fails++;
+                            if (!(max_rel(y, want, (size_t)m * n) < 1e-5)) {
+                                fails++;
+                                fprintf(stderr, "pool: type %d m %d n %d k %d threads %d: %g\n", type, m, n,
+                                        k, threads, max_rel(y, want, (size_t)m * n));
+                            }
                         }
                     }
                     free(xq);

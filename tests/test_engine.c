@@ -130,8 +130,12 @@ static void check_model(const char *name) {
     two->gp.smp.seed = 3;
     struct eng_job *gone = make_job(io, 2, S, 40, 1);
     CHECK_INT(eng_submit(e, two, &err), 0);
-    CHECK_INT(eng_submit(e, gone, &err), 0);
+    /* cancelled before the engine sees it (a client gone while its request
+     * waits): cancelling just after submitting raced with a job that can
+     * end at its first token, and under ThreadSanitizer it sometimes lost;
+     * clients that leave mid-stream are test_server.py's */
     eng_job_cancel(gone);
+    CHECK_INT(eng_submit(e, gone, &err), 0);
     wait_done(two);
     wait_done(gone);
     CHECK_INT(two->state, ENG_DONE);

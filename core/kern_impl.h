@@ -627,33 +627,10 @@ static void k_gemm_q8_i16_rows(const int16_t *xq, const float *xs, int m, const 
     }
 }
 
-/* Rows [r0, r1) of w widened to f32, dst[r1 - r0][k] (the panels of the
- * many-row path). */
-static void k_widen_rows(const struct wmat *w, int r0, int r1, float *dst) {
-    const size_t n = (size_t)(r1 - r0) * w->k, at = (size_t)r0 * w->k;
-    if (w->type == WMAT_BF16) {
-        const uint16_t *s = (const uint16_t *)w->data + at;
-        for (size_t t = 0; t < n; t++) { /* a shift and a bit cast: vectorises */
-            uint32_t u = (uint32_t)s[t] << 16;
-            memcpy(dst + t, &u, sizeof u);
-        }
-    } else if (w->type == WMAT_Q8_0) { /* rows are whole blocks: the blocks run on across rows */
-        const int8_t *s = (const int8_t *)w->data + at;
-        const uint16_t *sc = w->scale + at / WMAT_Q8_BLOCK;
-        for (size_t b = 0; b < n / WMAT_Q8_BLOCK; b++) {
-            const float f = wmat_f16_to_f32(sc[b]);
-            for (int t = 0; t < WMAT_Q8_BLOCK; t++)
-                dst[b * WMAT_Q8_BLOCK + t] = f * (float)s[b * WMAT_Q8_BLOCK + t];
-        }
-    } else {
-        memcpy(dst, (const float *)w->data + at, n * sizeof *dst);
-    }
-}
-
 /* ---- many rows against stored weights: widened panels, register tiles ---- */
 
 /* W rows [j0, j0 + nj), columns [t0, t0 + kc) widened to f32, dst[nj][kc]
- * (q8_0: t0 and kc multiples of 32; any type: kc a multiple of 8). */
+ * (q8_0: t0 and kc multiples of 32). */
 static void widen_block(const struct wmat *w, int j0, int nj, int t0, int kc, float *dst) {
     for (int q = 0; q < nj; q++) {
         const size_t at = (size_t)(j0 + q) * w->k + t0;
@@ -674,12 +651,21 @@ static void widen_block(const struct wmat *w, int j0, int nj, int t0, int kc, fl
             }
         } else if (w->type == WMAT_BF16) {
             const uint16_t *s = (const uint16_t *)w->data + at;
-            for (int t = 0; t < kc; t += 8)
+            int t = 0;
+            for (; t + 8 <= kc; t += 8)
                 st8(d + t, ld8_bf16(s + t));
+            for (; t < kc; t++)
+                d[t] = wmat_bf16_to_f32(s[t]);
         } else {
             memcpy(d, (const float *)w->data + at, (size_t)kc * sizeof *d);
         }
     }
+}
+
+/* Rows [r0, r1) of w widened to f32, dst[r1 - r0][k] (the panels of the
+ * many-row path). */
+static void k_widen_rows(const struct wmat *w, int r0, int r1, float *dst) {
+    widen_block(w, r0, r1 - r0, 0, w->k, dst);
 }
 
 /* 4 rows of x times 3 rows of a widened panel over kc columns (a multiple

@@ -3,7 +3,7 @@
  * limit, measured in the same run (these machines are shared and noisy, so a
  * number means something only as a ratio to a limit measured alongside it).
  *
- *   flamingo bench --synthetic vit-l-14|openflamingo-3b [--dtype f32|bf16|q8_0] [-t THREADS] [--json]
+ *   flamingo bench --synthetic vit-l-14|openflamingo-3b|gemm [--dtype f32|bf16|q8_0] [-t THREADS] [--json]
  *
  * Limit: OpenBLAS sgemm GFLOP/s on the shape of the tower's MLP GEMM (8
  * images x 257 tokens, 1024 -> 4096).  Figure: CLIP ViT-L/14 encode time per
@@ -552,6 +552,84 @@ done:
     return rc < 0 ? 1 : 0;
 }
 
+/*
+ * gemm: the language model's two MLP products at OpenFlamingo-3B's shape
+ * (8192 x 2048 and 2048 x 8192), stored as `type`, against 1 to 64 rows
+ * of x: ms per product (best of 5, after a warm-up), GFLOP/s, the stored
+ * weights' read rate against the measured bandwidth, and the kernel
+ * mat_gemm_w picks.  Eight copies of each matrix are cycled, so that the
+ * weights come from memory as in decode.  What the thresholds in
+ * core/mat.c were set from; rerun it to set them for another machine.
+ */
+static int bench_gemm(int json, enum wmat_type type) {
+    enum { COPIES = 8, MAX_M = 64 };
+    static const int shapes[2][2] = {{8192, 2048}, {2048, 8192}};
+    static const int ms[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64};
+    const int n_ms = (int)(sizeof ms / sizeof *ms);
+    const double bw = mem_bandwidth(mat_threads());
+    int rc = 0;
+    if (json)
+        printf("{\"model\": \"gemm\", \"dtype\": \"%s\", \"threads\": %d, \"kernels\": \"%s\", "
+               "\"mem_bw_gbs\": %.1f, "
+               "\"results\": [",
+               wmat_type_name(type), mat_threads(), mat_kernels(), bw);
+    else
+        printf("machine    memory read %.1f GB/s (%d threads; kernels %s); weights %s, %d copies\n", bw,
+               mat_threads(), mat_kernels(), wmat_type_name(type), COPIES);
+    for (int s = 0; s < 2 && rc == 0; s++) {
+        const int n = shapes[s][0], k = shapes[s][1];
+        struct wmat w[COPIES] = {{0}};
+        float *wf = malloc((size_t)n * k * sizeof *wf), *x = malloc((size_t)MAX_M * k * sizeof *x);
+        float *y = malloc((size_t)MAX_M * n * sizeof *y);
+        int made = 0;
+        if (wf && x && y) {
+            uint64_t r = 12345;
+            for (size_t i = 0; i < (size_t)n * k; i++) {
+                r = r * 6364136223846793005ull + 1442695040888963407ull;
+                wf[i] = (float)((r >> 40) & 0xffff) / 32768.0f - 1.0f;
+            }
+            for (size_t i = 0; i < (size_t)MAX_M * k; i++)
+                x[i] = (float)(i % 13) / 13.0f - 0.5f;
+            while (made < COPIES && wmat_convert(wf, n, k, type, &w[made]) == 0)
+                made++;
+        }
+        if (made < COPIES) {
+            fprintf(stderr, "flamingo: bench: out of memory\n");
+            rc = -1;
+        }
+        for (int mi = 0; mi < n_ms && rc == 0; mi++) {
+            const int m = ms[mi];
+            double best = 1e30;
+            for (int rep = 0; rep <= 5; rep++) { /* the first pass is the warm-up */
+                double t0 = fl_now();
+                for (int c = 0; c < COPIES; c++)
+                    mat_gemm_w(m, 1.0f, x, k, &w[c], 0, y, n);
+                double dt = (fl_now() - t0) / COPIES;
+                if (rep > 0 && dt < best) best = dt;
+            }
+            const double gflops = 2.0 * m * n * k / best * 1e-9,
+                         gbs = (double)wmat_bytes(&w[0]) / best * 1e-9;
+            if (json)
+                printf("%s{\"n\": %d, \"k\": %d, \"m\": %d, \"ms\": %.3f, \"gflops\": %.1f, \"weights_gbs\": "
+                       "%.2f, "
+                       "\"kernel\": \"%s\"}",
+                       s || mi ? ", " : "", n, k, m, best * 1e3, gflops, gbs, mat_gemm_w_kernel(m, &w[0]));
+            else
+                printf(
+                    "%5d x %-5d %2d rows %8.3f ms %7.1f GFLOP/s %6.2f GB/s of weights (%3.0f%% of the read "
+                    "rate)  %s\n",
+                    n, k, m, best * 1e3, gflops, gbs, 100 * gbs / bw, mat_gemm_w_kernel(m, &w[0]));
+        }
+        for (int c = 0; c < made; c++)
+            wmat_free_owned(&w[c]);
+        free(wf);
+        free(x);
+        free(y);
+    }
+    if (json && rc == 0) printf("]}\n");
+    return rc < 0 ? 1 : 0;
+}
+
 int bench_main(int argc, char **argv) {
     static const struct option opts[] = {
         {"synthetic", required_argument, 0, 's'}, {"threads", required_argument, 0, 't'},
@@ -579,8 +657,10 @@ int bench_main(int argc, char **argv) {
         case 'q': quality = 1; break;
         case 'd': dtype = optarg; break;
         case 'h':
-            printf("usage: flamingo bench --synthetic vit-l-14|openflamingo-3b [--dtype f32|bf16|q8_0] [-t THREADS] "
-                   "[--json]\n       flamingo bench --synthetic openflamingo-3b --dtype bf16|q8_0 --quality [--json]\n");
+            printf("usage: flamingo bench --synthetic vit-l-14|openflamingo-3b|gemm [--dtype f32|bf16|q8_0] "
+                   "[-t THREADS] "
+                   "[--json]\n       flamingo bench --synthetic openflamingo-3b --dtype bf16|q8_0 --quality "
+                   "[--json]\n");
             return 0;
         default: return 2;
         }
@@ -607,8 +687,10 @@ int bench_main(int argc, char **argv) {
         return bench_quality(json, type);
     }
     if (!strcmp(synthetic, "openflamingo-3b")) return bench_of3b(json, type);
+    if (!strcmp(synthetic, "gemm")) return bench_gemm(json, type);
     if (strcmp(synthetic, "vit-l-14") != 0) {
-        fprintf(stderr, "flamingo: bench: unknown synthetic model '%s' (known: vit-l-14, openflamingo-3b)\n",
+        fprintf(stderr,
+                "flamingo: bench: unknown synthetic model '%s' (known: vit-l-14, openflamingo-3b, gemm)\n",
                 synthetic);
         return 2;
     }

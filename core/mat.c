@@ -300,54 +300,85 @@ static void wtile_task(void *ctx, int task, int thread) {
     g_kern->gemm_nt_panel_w(j->x, j->ldx, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate, panel);
 }
 
-void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate, float *y,
-                int ldy) {
-    const int T = g_threads;
+/* Which kernel mat_gemm_w runs for m rows against w (the thresholds above,
+ * measured on the 2-core development machine). */
+enum wpath { WP_MAT_GEMM, WP_I16, WP_TILES, WP_FEW_ROWS, WP_PANEL_SGEMM };
+
+static enum wpath wpath_of(int m, const struct wmat *w) {
+    const int f32 = w->type == WMAT_F32;
     /* the register tiles: f32 from 2 to MAT_F32_TILE_MAX_M rows (no
      * widening: the weights are their own panel), stored types from
      * MAT_PANEL_MIN_M to KERN_PANEL_MAX_M */
-    const int f32 = w->type == WMAT_F32;
     const int tiles = m >= (f32 ? 2 : MAT_PANEL_MIN_M) &&
                       m <= (f32 ? MAT_F32_TILE_MAX_M : KERN_PANEL_MAX_M) && w->k % 8 == 0;
-    if (f32 && !tiles) {
+    if (f32) return tiles ? WP_TILES : WP_MAT_GEMM;
+    if (m <= MAT_I16_MAX_M && w->type == WMAT_Q8_0 && w->k <= MAT_I16_MAX_K) return WP_I16;
+    if (tiles) return WP_TILES;
+    return m <= MAT_FEW_ROWS ? WP_FEW_ROWS : WP_PANEL_SGEMM;
+}
+
+const char *mat_gemm_w_kernel(int m, const struct wmat *w) {
+    switch (wpath_of(m, w)) {
+    case WP_MAT_GEMM: return m == 1 ? "sgemv" : "sgemm";
+    case WP_I16: return "int16 rows";
+    case WP_TILES: return w->type == WMAT_F32 ? "4x3 tiles" : "panel, 4x3 tiles";
+    case WP_FEW_ROWS: return "few-row";
+    case WP_PANEL_SGEMM: return "panel, sgemm";
+    }
+    return "?";
+}
+
+/* The int16 path: every row rounded to int16 blocks in g_i16, then kern
+ * gemm_q8_i16_rows.  0, or -1 without memory for the rows. */
+static int gemm_w_i16(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate,
+                      float *y, int ldy) {
+    const size_t need = (size_t)m * (size_t)w->k;
+    if (g_i16.cap < need) {
+        free(g_i16.q);
+        free(g_i16.s);
+        g_i16.q = malloc(need * sizeof *g_i16.q);
+        g_i16.s = malloc(need / WMAT_Q8_BLOCK * sizeof *g_i16.s);
+        g_i16.cap = g_i16.q && g_i16.s ? need : 0;
+    }
+    if (g_i16.cap < need) return -1;
+    for (int r = 0; r < m; r++)
+        wmat_i16_quantize_row(x + (size_t)r * ldx, w->k, g_i16.q + (size_t)r * w->k,
+                              g_i16.s + (size_t)r * (w->k / WMAT_Q8_BLOCK));
+    struct wgemm_i16_job g = {.xq = g_i16.q,
+                              .xs = g_i16.s,
+                              .w = w,
+                              .y = y,
+                              .alpha = alpha,
+                              .m = m,
+                              .ldy = ldy,
+                              .accumulate = accumulate};
+    const int T = g_threads;
+    g.step = T > 1 ? ((w->n + T - 1) / T + 15) / 16 * 16 : w->n;
+    pool_for(g_pool, (w->n + g.step - 1) / g.step, wgemm_i16_task, &g);
+    return 0;
+}
+
+void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate, float *y,
+                int ldy) {
+    const int T = g_threads;
+    enum wpath path = wpath_of(m, w);
+    if (path == WP_MAT_GEMM) {
         mat_gemm(0, 1, m, w->n, w->k, alpha, x, ldx, w->data, w->k, accumulate ? 1.0f : 0.0f, y, ldy);
         return;
     }
-    if (m <= MAT_I16_MAX_M && w->type == WMAT_Q8_0 && w->k <= MAT_I16_MAX_K) {
-        const size_t need = (size_t)m * (size_t)w->k;
-        if (g_i16.cap < need) {
-            free(g_i16.q);
-            free(g_i16.s);
-            g_i16.q = malloc(need * sizeof *g_i16.q);
-            g_i16.s = malloc(need / WMAT_Q8_BLOCK * sizeof *g_i16.s);
-            g_i16.cap = g_i16.q && g_i16.s ? need : 0;
-        }
-        if (g_i16.cap >= need) { /* else: the widening kernel below */
-            for (int r = 0; r < m; r++)
-                wmat_i16_quantize_row(x + (size_t)r * ldx, w->k, g_i16.q + (size_t)r * w->k,
-                                      g_i16.s + (size_t)r * (w->k / WMAT_Q8_BLOCK));
-            struct wgemm_i16_job g = {.xq = g_i16.q,
-                                      .xs = g_i16.s,
-                                      .w = w,
-                                      .y = y,
-                                      .alpha = alpha,
-                                      .m = m,
-                                      .ldy = ldy,
-                                      .accumulate = accumulate};
-            g.step = T > 1 ? ((w->n + T - 1) / T + 15) / 16 * 16 : w->n;
-            pool_for(g_pool, (w->n + g.step - 1) / g.step, wgemm_i16_task, &g);
-            return;
-        }
+    if (path == WP_I16) {
+        if (gemm_w_i16(m, alpha, x, ldx, w, accumulate, y, ldy) == 0) return;
+        path = WP_FEW_ROWS; /* no memory for the int16 rows: widen in registers (m <= 16) */
     }
     struct wgemm_job j = {.x = x, .ldx = ldx, .m = m, .ldy = ldy, .accumulate = accumulate, .alpha = alpha,
                           .w = w, .y = y};
-    if (tiles) {
+    if (path == WP_TILES) {
         j.step =
             T > 1 ? ((w->n + T - 1) / T + KERN_PANEL_ROWS - 1) / KERN_PANEL_ROWS * KERN_PANEL_ROWS : w->n;
         pool_for(g_pool, (w->n + j.step - 1) / j.step, wtile_task, &j);
         return;
     }
-    if (m <= MAT_FEW_ROWS) {
+    if (path == WP_FEW_ROWS) {
         j.step = T > 1 ? ((w->n + T - 1) / T + 15) / 16 * 16 : w->n;
         pool_for(g_pool, (w->n + j.step - 1) / j.step, wrows_task, &j);
         return;

@@ -58,6 +58,9 @@ void mat_blas_threads(int n);
  * the work instead. */
 void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate, float *y,
                 int ldy);
+/* The name of the kernel mat_gemm_w runs for m rows against w (for
+ * `flamingo bench --synthetic gemm`). */
+const char *mat_gemm_w_kernel(int m, const struct wmat *w);
 /* nn.Linear over a wmat: y[m, n] = x[m, k] . W^T + b (b may be NULL). */
 void mat_linear_w(float *y, const float *x, const struct wmat *w, const float *b, int m, int accumulate);
 

@@ -84,6 +84,18 @@ ok "$BIN" info $F/clip_gelu.safetensors
 n=$((n + 1))
 grep -q "vision      ViT 32x32 patch 8, width 48, 3 layers" "$tmp/out" || { echo "FAIL: info output"; fails=$((fails + 1)); }
 ok "$BIN" --version
+# the kernel benchmark runs and names the kernel mat_gemm_w picks (its
+# figures are not checked: benchmarks measure, tests do not)
+ok "$BIN" bench --synthetic gemm --dtype q8_0 --json -t 2
+n=$((n + 1))
+${PYTHON:-python3} -c '
+import json, sys
+r = json.load(open(sys.argv[1]))["results"]
+assert len(r) == 24, len(r)
+for e in r:
+    want = "int16 rows" if e["m"] <= 11 else "panel, 4x3 tiles"
+    assert e["kernel"] == want and e["ms"] > 0, e
+' "$tmp/out" || { echo "FAIL: bench --synthetic gemm output"; fails=$((fails + 1)); }
 
 echo "$n checks, $fails failed"
 [ "$fails" -eq 0 ]

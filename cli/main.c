@@ -32,7 +32,7 @@ static void print_help(void) {
         "  tokenize -m MODEL -p TEXT     token ids as a JSON array (--decode: the reverse)\n"
         "  logits -m MODEL -i IMG -p PROMPT -o OUT   float32 logits [tokens][vocabulary]\n"
         "  models                        the public OpenFlamingo models: sizes, memory (weights/fetch.sh)\n"
-        "  bench --synthetic vit-l-14    performance against this machine's sgemm rate\n"
+        "  bench --synthetic vit-l-14|openflamingo-3b|gemm   performance against this machine's limits\n"
         "  version                       print the version\n",
         FLAMINGO_VERSION);
 }

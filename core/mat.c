@@ -281,7 +281,8 @@ static void wpanel_task(void *ctx, int task, int thread) {
 
 /* From this many rows up to KERN_PANEL_MAX_M, stored weights go to
  * gemm_nt_panel_w (measured, docs/ARCHITECTURE.md: 1.0-1.5x the few-row
- * kernel from 8 rows on, slower below: widening costs one pass).  F32
+ * kernel from 8 rows on, slower below: widening costs one pass), q8_0
+ * only past MAT_I16_MAX_M (the int16 kernel is faster up to there).  F32
  * weights go there from 2 rows to MAT_F32_TILE_MAX_M (1.3-2.3x mat_gemm's
  * few-row kernel; from 48 rows sgemm is 2-11% faster). */
 #define MAT_PANEL_MIN_M    8

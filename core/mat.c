@@ -92,6 +92,13 @@ void mat_shutdown(void) {
 int mat_threads(void) { return g_threads; }
 const char *mat_kernels(void) { return g_kern->name; }
 
+/* One slice of [0, len) per pool thread: its length, rounded up to a
+ * multiple of align (one slice of all of it on one thread). */
+static int slice_len(int len, int align) {
+    const int per = (len + g_threads - 1) / g_threads;
+    return (per + align - 1) / align * align;
+}
+
 struct gemm_job {
     int trans_a, trans_b, m, n, k, lda, ldb, ldc, by_rows, step;
     float alpha, beta;
@@ -160,7 +167,7 @@ void mat_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
     int tasks = 1;
     if (m > 1 && m <= MAT_FEW_ROWS && !trans_a && trans_b && alpha == 1.0f &&
         (beta == 0.0f || beta == 1.0f) && (double)n * k >= 1e5) {
-        j.step = T > 1 ? ((n + T - 1) / T + 15) / 16 * 16 : n;
+        j.step = slice_len(n, 16);
         pool_for(g_pool, (n + j.step - 1) / j.step, rows_task, &j);
         return;
     }
@@ -168,7 +175,7 @@ void mat_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
         /* decode: a matrix-vector product (sgemm would pack the whole
          * matrix first), in column slices over the pool */
         int split = T > 1 && (double)n * k >= 1e5;
-        j.step = split ? ((n + T - 1) / T + 15) / 16 * 16 : n;
+        j.step = split ? slice_len(n, 16) : n;
         pool_for(g_pool, (n + j.step - 1) / j.step, gemm_task, &j);
         return;
     }
@@ -183,7 +190,7 @@ void mat_gemm(int trans_a, int trans_b, int m, int n, int k, float alpha, const 
          * that OpenBLAS runs poorly. */
         j.by_rows = m >= n;
         int len = j.by_rows ? m : n, align = j.by_rows ? 8 : 16;
-        j.step = ((len + T - 1) / T + align - 1) / align * align;
+        j.step = slice_len(len, align);
         tasks = (len + j.step - 1) / j.step;
     }
     if (tasks <= 1) {
@@ -353,8 +360,7 @@ static int gemm_w_i16(int m, float alpha, const float *x, int ldx, const struct 
                               .m = m,
                               .ldy = ldy,
                               .accumulate = accumulate};
-    const int T = g_threads;
-    g.step = T > 1 ? ((w->n + T - 1) / T + 15) / 16 * 16 : w->n;
+    g.step = slice_len(w->n, 16);
     pool_for(g_pool, (w->n + g.step - 1) / g.step, wgemm_i16_task, &g);
     return 0;
 }
@@ -374,13 +380,12 @@ void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *
     struct wgemm_job j = {.x = x, .ldx = ldx, .m = m, .ldy = ldy, .accumulate = accumulate, .alpha = alpha,
                           .w = w, .y = y};
     if (path == WP_TILES) {
-        j.step =
-            T > 1 ? ((w->n + T - 1) / T + KERN_PANEL_ROWS - 1) / KERN_PANEL_ROWS * KERN_PANEL_ROWS : w->n;
+        j.step = slice_len(w->n, KERN_PANEL_ROWS);
         pool_for(g_pool, (w->n + j.step - 1) / j.step, wtile_task, &j);
         return;
     }
     if (path == WP_FEW_ROWS) {
-        j.step = T > 1 ? ((w->n + T - 1) / T + 15) / 16 * 16 : w->n;
+        j.step = slice_len(w->n, 16);
         pool_for(g_pool, (w->n + j.step - 1) / j.step, wrows_task, &j);
         return;
     }

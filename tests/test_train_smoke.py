@@ -18,7 +18,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "smoke.safetensors")
         p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train", "train.py"), "--smoke", "--out", out,
-                            "--work", tmp, "--threads", "1", "--workers", "1"], capture_output=True, timeout=600)
+                            "--work", tmp, "--procs", "2", "--workers", "1"], capture_output=True, timeout=600)
         print(p.stdout.decode()[-1500:], p.stderr.decode()[-1500:])
         if p.returncode != 0 or not os.path.exists(out):
             print("FAIL the smoke training")

@@ -125,6 +125,8 @@ def _data_parallel(procs, fn, args, store):
 
 
 def _join(rank, procs, store):
+    # loopback: all processes are on this machine, and a container's host name may not resolve
+    os.environ.setdefault("GLOO_SOCKET_IFNAME", "lo")
     dist.init_process_group("gloo", init_method="file://" + store, rank=rank, world_size=procs,
                             timeout=datetime.timedelta(seconds=300))
 

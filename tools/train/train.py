@@ -142,6 +142,17 @@ def check_in_step(params):
     assert torch.equal(hi, lo), "the data-parallel processes' parameters diverged"
 
 
+def optimise(opt, loss, params, clip):
+    """One optimiser step of every stage: the gradients of loss, averaged over the processes,
+    their norm clipped to clip (None: not clipped)."""
+    opt.zero_grad()
+    loss.backward()
+    average_grads(params)
+    if clip is not None:
+        torch.nn.utils.clip_grad_norm_(params, clip)
+    opt.step()
+
+
 def average_grads(params):
     """Sums the gradients over the processes and divides by their number (no-op alone)."""
     if not dist.is_initialized():
@@ -305,11 +316,7 @@ def _stage_a_loop(rank, procs, vit, heads, pixels, labels, n_tr, hp, seed):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, hp["a_steps"], hp["a_lr"], 50)
         loss, info = heads.loss(vit(x), lab)
-        opt.zero_grad()
-        loss.backward()
-        average_grads(params)
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimise(opt, loss, params, clip=1.0)
         if rank == 0 and (step % 100 == 0 or step == hp["a_steps"] - 1):
             log(f"a {step}/{hp['a_steps']} loss {loss.item():.3f} " +
                 " ".join(f"{k} {v:.3f}" for k, v in info.items()) + f" ({time.time() - t0:.0f}s)")
@@ -445,11 +452,7 @@ def _stage_b_loop(rank, procs, m, tok, hp, seed):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, hp["b_steps"], hp["b_lr"], 100)
         loss = next_token_loss(M.lm_forward(m, ids, xattn=False), ids, mask)
-        opt.zero_grad()
-        loss.backward()
-        average_grads(params)
-        torch.nn.utils.clip_grad_norm_(params, 1.0)
-        opt.step()
+        optimise(opt, loss, params, clip=1.0)
         if rank == 0 and (step % 100 == 0 or step == hp["b_steps"] - 1):
             log(f"b {step}/{hp['b_steps']} loss {loss.item():.3f} ({time.time() - t0:.0f}s)")
     check_in_step(params)
@@ -478,10 +481,7 @@ def _stage_p_loop(rank, procs, m, feats, hp, seed):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, hp["p_steps"], hp["p_lr"], 50)
         loss = F.mse_loss(m.perceiver(x), F.layer_norm(x, (x.shape[-1],)))
-        opt.zero_grad()
-        loss.backward()
-        average_grads(params)
-        opt.step()
+        optimise(opt, loss, params, clip=None)
         if rank == 0 and (step % 100 == 0 or step == hp["p_steps"] - 1):
             log(f"p {step}/{hp['p_steps']} reconstruction {loss.item():.4f} ({time.time() - t0:.0f}s)")
     check_in_step(params)
@@ -545,11 +545,7 @@ def _stage_c_loop(rank, procs, m, tok, latents, truths, train, hp, seed):
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, lr, 50)
         loss = next_token_loss(M.lm_forward(m, ids, media), ids, mask)
-        opt.zero_grad()
-        loss.backward()
-        average_grads(train)
-        torch.nn.utils.clip_grad_norm_(train, 1.0)
-        opt.step()
+        optimise(opt, loss, train, clip=1.0)
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
         if rank == 0 and (step % 100 == 0 or step == steps - 1):
             gates = [round(float(l.gated_cross_attn_layer.attn_gate.tanh()), 3) for l in m.lang_encoder.layers()]

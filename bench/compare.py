@@ -32,11 +32,17 @@ ROWS = [("sgemm_gflops", True), ("mem_bw_gbs", True), ("vision_ms_b1", False), (
 
 
 def run_json(cmd):
+    """One side's JSON object; {} (an empty column) when it fails, so that a failing peer does not
+    throw away the other runs (each takes minutes). Each object is also echoed to stderr as it
+    arrives."""
     print("bench-compare:", " ".join(cmd), file=sys.stderr, flush=True)
     p = subprocess.run(cmd, capture_output=True, text=True)
     if p.returncode != 0:
-        sys.exit(f"bench-compare: {cmd[0]} failed ({p.returncode}):\n{p.stderr[-2000:]}")
-    return json.loads(p.stdout.strip().splitlines()[-1])
+        print(f"bench-compare: {cmd[0]} failed ({p.returncode}):\n{p.stderr[-2000:]}", file=sys.stderr, flush=True)
+        return {}
+    out = json.loads(p.stdout.strip().splitlines()[-1])
+    print(json.dumps(out), file=sys.stderr, flush=True)
+    return out
 
 
 def cpu_has_bf16():
@@ -81,6 +87,8 @@ def main():
             ratios.append(r)
         print(f"{key:18s}" + "".join(f"{'' if v is None else v:>18}" for v in vals) +
               "".join(f"{r:>20s}" for r in ratios))
+    if any(not c for _, c in cols):
+        sys.exit("bench-compare: a run failed (its column is empty; the error is above)")
 
 
 if __name__ == "__main__":

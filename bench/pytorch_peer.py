@@ -100,8 +100,8 @@ def mpt_block(blk, x, cache, i, slopes):
     B, T, d = x.shape
     h = att.n_heads
     q, k, v = att.Wqkv(getattr(blk, blk.n1)(x)).chunk(3, dim=-1)
-    if att.q_ln is not None:
-        q, k = att.q_ln(q), att.k_ln(k)
+    if att.q_ln is not None:   # (float: PyTorch 1.13's autocast leaves layer_norm's input bf16)
+        q, k = att.q_ln(q.float()), att.k_ln(k.float())
     q = q.view(B, T, h, -1).transpose(1, 2)
     k = k.view(B, T, h, -1).transpose(1, 2)
     v = v.view(B, T, h, -1).transpose(1, 2)
@@ -156,6 +156,14 @@ def main():
     gemm, bw = sgemm_gflops(), mem_bandwidth()
     say("building OpenFlamingo-3B with random weights...")
     model = flamingo_ref.Flamingo({}).eval()
+    if args.dtype == "bf16":
+        # PyTorch 1.13's fused nn.MultiheadAttention (taken in eval mode under inference_mode)
+        # does not follow autocast: it fails on bf16 inputs with f32 weights. In train mode the
+        # module takes the unfused path, which autocast covers; CLIP's attention has no dropout,
+        # so the result is the same function.
+        for mod in model.vision_encoder.modules():
+            if isinstance(mod, torch.nn.MultiheadAttention):
+                mod.train()
     cfg = model.cfg
     lm_params = sum(p.numel() for n, p in model.lang_encoder.named_parameters())
     lm_bytes = lm_params * 4

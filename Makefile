@@ -84,10 +84,15 @@ $(BUILD)/server/web_index.o: $(BUILD)/server/web_index.c
 	$(CC) $(CFLAGS_ALL) -c $< -o $@
 
 # The kernels are written for the vectoriser: always -O3; the AVX2 table
-# also gets AVX2/FMA code and FMA contraction (chosen at run time by CPUID).
+# also gets AVX2/FMA code and FMA contraction, the AVX-512 table AVX-512 with
+# VNNI as well (chosen at run time by CPUID).
 $(BUILD)/core/kern_generic.o: KFLAGS = -O3 -fno-trapping-math -Wno-psabi
 ifneq ($(filter x86_64 i%86,$(shell uname -m)),)
 $(BUILD)/core/kern_avx2.o: KFLAGS = -O3 -fno-trapping-math -mavx2 -mfma -ffp-contract=fast
+$(BUILD)/core/kern_avx512.o: KFLAGS = -O3 -fno-trapping-math -mavx2 -mfma -ffp-contract=fast \
+	-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
+$(BUILD)/core/kern_avx512bf16.o: KFLAGS = -O3 -fno-trapping-math -mavx2 -mfma -ffp-contract=fast \
+	-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
 endif
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libflamingo.a

@@ -6,8 +6,12 @@
  * auto-vectoriser (fixed-size inner loops, accumulators that fit in
  * registers).  kern_generic.c compiles them for the baseline x86-64 / any
  * CPU; kern_avx2.c compiles the same text with -mavx2 -mfma and FMA
- * contraction.  kern_best() picks by CPUID once.  Results of the two differ
- * only by rounding (FMA), well inside every test tolerance.
+ * contraction; kern_avx512.c again with AVX-512 (F, BW, VL, DQ, VNNI),
+ * which swaps in the q8_0 integer kernel written for it, and
+ * kern_avx512bf16.c with AVX512-BF16 on top, which adds the bf16
+ * dot-product kernel (gemm_bf16_dot).  kern_best() picks by
+ * CPUID once.  Results differ only by rounding (FMA, summation order), well
+ * inside every test tolerance.
  *
  * These kernels are single-threaded; core/mat.c splits work over the pool.
  */
@@ -44,6 +48,10 @@ struct kern_attn {
 #define KERN_PANEL_FLOATS (KERN_PANEL_ROWS * KERN_PANEL_COLS)
 #define KERN_PANEL_MAX_M  64
 
+/* gemm_bf16_dot's panel: 32 W rows as pairs along k (q8_0: and their
+ * scales as f32). */
+#define KERN_BF16_PANEL_BYTES(k) ((size_t)(((k) + 1) / 2) * 32 * 4 + (size_t)(((k) + 31) / 32) * 32 * 4)
+
 struct kern {
     const char *name;
     /* rows of width dim; b may be NULL (weight-only LayerNorm); y may be x */
@@ -69,6 +77,20 @@ struct kern {
      * products per block.  A row's result does not depend on m. */
     void (*gemm_q8_i16_rows)(const int16_t *xq, const float *xs, int m, const struct wmat *w, int j_lo,
                              int j_hi, float *y, int ldy, float alpha, int accumulate);
+    /* Up to this many rows, gemm_q8_i16_rows is the faster way to multiply by
+     * q8_0 weights (core/mat.c), measured per table; from there the panel. */
+    int i16_max_m;
+    /* AVX512-BF16 tables only (NULL elsewhere): rows of x rounded to bf16
+     * (to nearest even, rows of k rounded up to even, padded with 0) ... */
+    void (*bf16_pack_x)(const float *x, int ldx, int m, int k, uint16_t *xb);
+    /* ... times BF16 or q8_0 weights with vdpbf16ps: y = alpha xb W^T (+ y
+     * if accumulate) for W rows [j_lo, j_hi), any m, as PyTorch's bf16
+     * autocast computes it (products of bf16 values summed in f32; q8_0's
+     * int8 values are exact in bf16, its scales applied in f32 per block).
+     * panel: KERN_BF16_PANEL_BYTES(k) bytes of the caller's, 64-byte
+     * aligned. */
+    void (*gemm_bf16_dot)(const uint16_t *xb, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
+                          int ldy, float alpha, int accumulate, void *panel);
     /* Rows [r0, r1) of w as f32: dst[r1 - r0][w->k]. */
     void (*widen_rows)(const struct wmat *w, int r0, int r1, float *dst);
     /* The same product as gemm_nt_rows_w for m <= KERN_PANEL_MAX_M rows and
@@ -85,8 +107,14 @@ size_t kern_attn_scratch(int n_kv, int dim);
 
 extern const struct kern kern_generic;
 extern const struct kern kern_avx2;
+extern const struct kern kern_avx512;
+extern const struct kern kern_avx512bf16;
 
-/* The best kernels this CPU runs (AVX2+FMA when present). */
+/* The best kernels this CPU runs (AVX-512 with BF16, AVX-512 VNNI, AVX2 +
+ * FMA, generic; FLAMINGO_KERNELS=NAME picks a lesser one). */
 const struct kern *kern_best(void);
+/* Every table this CPU runs, generic first, best last (for tests and
+ * benchmarks); returns how many (at most 4). */
+int kern_tables(const struct kern *out[4]);
 
 #endif

@@ -5,4 +5,5 @@
  */
 #define KERN_TABLE kern_avx2
 #define KERN_NAME "avx2"
+#define KERN_I16_MAX_M 11 /* measured on Zen 3: docs/ARCHITECTURE.md */
 #include "kern_impl.h"

@@ -575,6 +575,59 @@ static inline void i16_rows4(const int16_t *xq, const float *xs, int k, int mm, 
 }
 #endif
 
+#if defined(__AVX512VNNI__) && defined(__AVX512BW__)
+/* AVX-512 VNNI: one q8_0 block is one register (32 weights widened to
+ * int16), and vpdpwssd multiplies it by the row's 32 int16 values and sums
+ * pairs into 16 int32 lanes in one instruction; then the lanes to float,
+ * times the two scales' product.  Up to 8 rows per pass over the W row: 16
+ * accumulators and the two widened blocks fit the 32 registers. */
+#define I16_GROUP 8
+static inline __m512 i16_block512(__m512i w, const int16_t *xr, const float *f, __m512 acc) {
+    const __m512i d = _mm512_dpwssd_epi32(_mm512_setzero_si512(), w, _mm512_loadu_si512((const void *)xr));
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_set1_ps(*f), acc);
+}
+
+static inline void i16_rows(const int16_t *xq, const float *xs, int k, int mm, const int8_t *q,
+                            const float *sc, int b0, int b1, float out[I16_GROUP]) {
+    const int nb = k / WMAT_Q8_BLOCK;
+    float f[I16_GROUP][WQ_CHUNK / WMAT_Q8_BLOCK];
+    for (int i = 0; i < mm; i++)
+        for (int b = b0; b < b1; b++)
+            f[i][b - b0] = sc[b - b0] * xs[(size_t)i * nb + b];
+    __m512 a0[I16_GROUP], a1[I16_GROUP];
+    for (int i = 0; i < mm; i++)
+        a0[i] = a1[i] = _mm512_setzero_ps();
+    int b = b0;
+    for (; b + 2 <= b1; b += 2) {
+        const int t = b * WMAT_Q8_BLOCK;
+        const __m512i w0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(q + t)));
+        const __m512i w1 =
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(q + t + 32)));
+        for (int i = 0; i < mm; i++) {
+            const int16_t *xr = xq + (size_t)i * k + t;
+            a0[i] = i16_block512(w0, xr, &f[i][b - b0], a0[i]);
+            a1[i] = i16_block512(w1, xr + 32, &f[i][b + 1 - b0], a1[i]);
+        }
+    }
+    if (b < b1) {
+        const int t = b * WMAT_Q8_BLOCK;
+        const __m512i w0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(q + t)));
+        for (int i = 0; i < mm; i++)
+            a0[i] = i16_block512(w0, xq + (size_t)i * k + t, &f[i][b - b0], a0[i]);
+    }
+    for (int i = 0; i < mm; i++)
+        out[i] += _mm512_reduce_add_ps(_mm512_add_ps(a0[i], a1[i]));
+}
+#elif defined(__AVX2__)
+#define I16_GROUP 4
+static inline void i16_rows(const int16_t *xq, const float *xs, int k, int mm, const int8_t *q,
+                            const float *sc, int b0, int b1, float out[I16_GROUP]) {
+    i16_rows4(xq, xs, k, mm, q, sc, b0, b1, out);
+}
+#else
+#define I16_GROUP 4
+#endif
+
 /* y[r][j] = alpha sum_t x[r][t] w[j][t] (+ y[r][j] if accumulate) for a
  * q8_0 W's rows [j_lo, j_hi) and m rows of x given as int16 per block
  * (row r: xq + r * k, scales xs + r * k / 32, wmat_i16_quantize_row):
@@ -592,20 +645,26 @@ static void k_gemm_q8_i16_rows(const int16_t *xq, const float *xs, int m, const 
     float sc[CB];
     for (int j = j_lo; j < j_hi; j++) {
         const int8_t *q = (const int8_t *)w->data + (size_t)j * k;
-        for (int r0 = 0; r0 < m; r0 += 4) {
-            const int mm = m - r0 < 4 ? m - r0 : 4;
+        for (int r0 = 0; r0 < m; r0 += I16_GROUP) {
+            const int mm = m - r0 < I16_GROUP ? m - r0 : I16_GROUP;
             const int16_t *xg = xq + (size_t)r0 * k;
             const float *sg = xs + (size_t)r0 * nb;
-            float acc[4] = {0};
+            float acc[I16_GROUP] = {0};
             for (int b0 = 0; b0 < nb; b0 += CB) {
                 const int b1 = nb - b0 < CB ? nb : b0 + CB;
                 f16_to_f32_run(w->scale + (size_t)j * nb + b0, b1 - b0, sc);
 #if defined(__AVX2__)
                 switch (mm) { /* constant row counts: the accumulators stay in registers */
-                case 4: i16_rows4(xg, sg, k, 4, q, sc, b0, b1, acc); break;
-                case 3: i16_rows4(xg, sg, k, 3, q, sc, b0, b1, acc); break;
-                case 2: i16_rows4(xg, sg, k, 2, q, sc, b0, b1, acc); break;
-                default: i16_rows4(xg, sg, k, 1, q, sc, b0, b1, acc); break;
+#if I16_GROUP == 8
+                case 8: i16_rows(xg, sg, k, 8, q, sc, b0, b1, acc); break;
+                case 7: i16_rows(xg, sg, k, 7, q, sc, b0, b1, acc); break;
+                case 6: i16_rows(xg, sg, k, 6, q, sc, b0, b1, acc); break;
+                case 5: i16_rows(xg, sg, k, 5, q, sc, b0, b1, acc); break;
+#endif
+                case 4: i16_rows(xg, sg, k, 4, q, sc, b0, b1, acc); break;
+                case 3: i16_rows(xg, sg, k, 3, q, sc, b0, b1, acc); break;
+                case 2: i16_rows(xg, sg, k, 2, q, sc, b0, b1, acc); break;
+                default: i16_rows(xg, sg, k, 1, q, sc, b0, b1, acc); break;
                 }
 #else
                 for (int i = 0; i < mm; i++)
@@ -626,6 +685,202 @@ static void k_gemm_q8_i16_rows(const int16_t *xq, const float *xs, int m, const 
         }
     }
 }
+
+/* ---- BF16 weights times bf16-rounded rows: AVX512-BF16 dot products ---- */
+
+#if defined(__AVX512BF16__)
+/* x rows (f32, m x k) rounded to bf16 (to nearest even, as PyTorch's bf16
+ * autocast does) into xb, rows of kp = k rounded up to even, the pad 0. */
+static void k_bf16_pack_x(const float *x, int ldx, int m, int k, uint16_t *xb) {
+    const int kp = (k + 1) & ~1;
+    for (int r = 0; r < m; r++) {
+        const float *xr = x + (size_t)r * ldx;
+        uint16_t *d = xb + (size_t)r * kp;
+        int t = 0;
+        for (; t + 32 <= k; t += 32) {
+            const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(xr + t + 16), _mm512_loadu_ps(xr + t));
+            _mm512_storeu_si512((void *)(d + t), (__m512i)v);
+        }
+        for (; t < k; t++)
+            d[t] = wmat_f32_to_bf16(xr[t]);
+        if (k & 1) d[k] = 0;
+    }
+}
+
+/* W rows [j0, j0 + 32) of a BF16 matrix as pairs along k: panel[p][c][2] =
+ * w[j0 + c][2p .. 2p + 1], zero past row nj or column k (kp / 2 pairs). */
+static void bf16_pack_panel(const struct wmat *w, int j0, int nj, uint32_t *panel) {
+    const int k = w->k, np = (k + 1) / 2;
+    for (int c = 0; c < 32; c++) {
+        if (c >= nj) {
+            for (int p = 0; p < np; p++)
+                panel[(size_t)p * 32 + c] = 0;
+            continue;
+        }
+        const uint16_t *row = (const uint16_t *)w->data + (size_t)(j0 + c) * k;
+        int p = 0;
+        for (; 2 * p + 1 < k; p++) {
+            uint32_t v;
+            memcpy(&v, row + 2 * p, sizeof v);
+            panel[(size_t)p * 32 + c] = v;
+        }
+        if (p < np) panel[(size_t)p * 32 + c] = row[2 * p]; /* odd k: the last value, paired with 0 */
+    }
+}
+
+/* The same for q8_0 W rows: the int8 values as bf16 pairs (exact: |q| <=
+ * 127 has 7 bits), and after the np pairs, each block's F16 scale as f32,
+ * [k / 32][32]. */
+static void q8_pack_panel(const struct wmat *w, int j0, int nj, uint32_t *panel) {
+    const int k = w->k, np = k / 2, nb = k / WMAT_Q8_BLOCK;
+    float *sp = (float *)(panel + (size_t)np * 32);
+    for (int c = 0; c < 32; c++) {
+        if (c >= nj) {
+            for (int p = 0; p < np; p++)
+                panel[(size_t)p * 32 + c] = 0;
+            for (int b = 0; b < nb; b++)
+                sp[(size_t)b * 32 + c] = 0;
+            continue;
+        }
+        const int8_t *row = (const int8_t *)w->data + (size_t)(j0 + c) * k;
+        for (int p = 0; p < np; p++) {
+            /* an integer's bf16 is the top half of its float's bits */
+            const float lo = (float)row[2 * p], hi = (float)row[2 * p + 1];
+            uint32_t bl, bh;
+            memcpy(&bl, &lo, sizeof bl);
+            memcpy(&bh, &hi, sizeof bh);
+            panel[(size_t)p * 32 + c] = (bh & 0xffff0000u) | (bl >> 16);
+        }
+        float f[256];
+        for (int b0 = 0; b0 < nb; b0 += 256) {
+            const int n = nb - b0 < 256 ? nb - b0 : 256;
+            f16_to_f32_run(w->scale + (size_t)(j0 + c) * nb + b0, n, f);
+            for (int b = 0; b < n; b++)
+                sp[(size_t)(b0 + b) * 32 + c] = f[b];
+        }
+    }
+}
+
+/* R rows of xb (stride kp) times the 32 packed columns, over np pairs:
+ * each row's pair broadcast, two vdpbf16ps (16 columns each) per row.  R
+ * rows x 2 accumulators + 2 panel vectors fit the 32 registers. */
+#define BF16_R 12
+static inline void bf16_tile(const uint16_t *xb, int kp, int R, const uint32_t *panel, int np,
+                             __m512 acc[][2]) {
+    for (int i = 0; i < R; i++)
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int p = 0; p < np; p++) {
+        const __m512bh w0 = (__m512bh)_mm512_load_si512((const void *)(panel + (size_t)p * 32));
+        const __m512bh w1 = (__m512bh)_mm512_load_si512((const void *)(panel + (size_t)p * 32 + 16));
+        for (int i = 0; i < R; i++) {
+            uint32_t pair;
+            memcpy(&pair, xb + (size_t)i * kp + 2 * p, sizeof pair);
+            const __m512bh xv = (__m512bh)_mm512_set1_epi32((int)pair);
+            acc[i][0] = _mm512_dpbf16_ps(acc[i][0], xv, w0);
+            acc[i][1] = _mm512_dpbf16_ps(acc[i][1], xv, w1);
+        }
+    }
+}
+
+/* The q8_0 tile: per block of 32 columns (16 pairs) the products summed
+ * in t, then t times the block's scales added to acc.  R <= 6: 12
+ * accumulators, 12 block sums, 2 panel and 2 scale vectors. */
+#define Q8BF_R 6
+static inline void q8bf_tile(const uint16_t *xb, int kp, int R, const uint32_t *panel, int np,
+                             __m512 acc[][2]) {
+    const float *sp = (const float *)(panel + (size_t)np * 32);
+    for (int i = 0; i < R; i++)
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    for (int b = 0; b < np / 16; b++) {
+        __m512 t[Q8BF_R][2];
+        for (int i = 0; i < R; i++)
+            t[i][0] = t[i][1] = _mm512_setzero_ps();
+        for (int p = b * 16; p < b * 16 + 16; p++) {
+            const __m512bh w0 = (__m512bh)_mm512_load_si512((const void *)(panel + (size_t)p * 32));
+            const __m512bh w1 = (__m512bh)_mm512_load_si512((const void *)(panel + (size_t)p * 32 + 16));
+            for (int i = 0; i < R; i++) {
+                uint32_t pair;
+                memcpy(&pair, xb + (size_t)i * kp + 2 * p, sizeof pair);
+                const __m512bh xv = (__m512bh)_mm512_set1_epi32((int)pair);
+                t[i][0] = _mm512_dpbf16_ps(t[i][0], xv, w0);
+                t[i][1] = _mm512_dpbf16_ps(t[i][1], xv, w1);
+            }
+        }
+        const __m512 s0 = _mm512_load_ps(sp + (size_t)b * 32), s1 = _mm512_load_ps(sp + (size_t)b * 32 + 16);
+        for (int i = 0; i < R; i++) {
+            acc[i][0] = _mm512_fmadd_ps(t[i][0], s0, acc[i][0]);
+            acc[i][1] = _mm512_fmadd_ps(t[i][1], s1, acc[i][1]);
+        }
+    }
+}
+
+/* y[r][j] = alpha sum_t xb[r][t] w[j][t] (+ y[r][j] if accumulate) for BF16
+ * or q8_0 W rows [j_lo, j_hi), any m: 32 W rows at a time packed into
+ * pairs along k (the panel, KERN_BF16_PANEL_BYTES(k) of the caller's,
+ * 64-byte aligned), then every group of BF16_R (q8_0: Q8BF_R) rows of x
+ * over it. */
+static void k_gemm_bf16_dot(const uint16_t *xb, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
+                            int ldy, float alpha, int accumulate, void *panel_mem) {
+    const int kp = (w->k + 1) & ~1, np = kp / 2;
+    uint32_t *panel = panel_mem;
+    __m512 acc[BF16_R][2];
+    const __m512 va = _mm512_set1_ps(alpha);
+    for (int j0 = j_lo; j0 < j_hi; j0 += 32) {
+        const int nj = j_hi - j0 < 32 ? j_hi - j0 : 32;
+        const int q8 = w->type == WMAT_Q8_0;
+        if (q8)
+            q8_pack_panel(w, j0, nj, panel);
+        else
+            bf16_pack_panel(w, j0, nj, panel);
+        const __mmask16 m0 = (__mmask16)(nj >= 16 ? 0xffff : (1u << nj) - 1);
+        const __mmask16 m1 = (__mmask16)(nj >= 32 ? 0xffff : nj <= 16 ? 0 : (1u << (nj - 16)) - 1);
+        const int RB = q8 ? Q8BF_R : BF16_R;
+        for (int r0 = 0; r0 < m; r0 += RB) {
+            const int R = m - r0 < RB ? m - r0 : RB;
+            const uint16_t *xr = xb + (size_t)r0 * kp;
+            if (q8) {
+                switch (R) {
+                case 6: q8bf_tile(xr, kp, 6, panel, np, acc); break;
+                case 5: q8bf_tile(xr, kp, 5, panel, np, acc); break;
+                case 4: q8bf_tile(xr, kp, 4, panel, np, acc); break;
+                case 3: q8bf_tile(xr, kp, 3, panel, np, acc); break;
+                case 2: q8bf_tile(xr, kp, 2, panel, np, acc); break;
+                default: q8bf_tile(xr, kp, 1, panel, np, acc); break;
+                }
+            } else
+                switch (R) { /* constant row counts: the accumulators stay in registers */
+                case 12: bf16_tile(xr, kp, 12, panel, np, acc); break;
+                case 11: bf16_tile(xr, kp, 11, panel, np, acc); break;
+                case 10: bf16_tile(xr, kp, 10, panel, np, acc); break;
+                case 9: bf16_tile(xr, kp, 9, panel, np, acc); break;
+                case 8: bf16_tile(xr, kp, 8, panel, np, acc); break;
+                case 7: bf16_tile(xr, kp, 7, panel, np, acc); break;
+                case 6: bf16_tile(xr, kp, 6, panel, np, acc); break;
+                case 5: bf16_tile(xr, kp, 5, panel, np, acc); break;
+                case 4: bf16_tile(xr, kp, 4, panel, np, acc); break;
+                case 3: bf16_tile(xr, kp, 3, panel, np, acc); break;
+                case 2: bf16_tile(xr, kp, 2, panel, np, acc); break;
+                default: bf16_tile(xr, kp, 1, panel, np, acc); break;
+                }
+            for (int i = 0; i < R; i++) {
+                float *yr = y + (size_t)(r0 + i) * ldy + j0;
+                __m512 v0 = _mm512_mul_ps(acc[i][0], va), v1 = _mm512_mul_ps(acc[i][1], va);
+                if (accumulate) {
+                    v0 = _mm512_add_ps(v0, _mm512_maskz_loadu_ps(m0, yr));
+                    v1 = _mm512_add_ps(v1, _mm512_maskz_loadu_ps(m1, yr + 16));
+                }
+                _mm512_mask_storeu_ps(yr, m0, v0);
+                _mm512_mask_storeu_ps(yr + 16, m1, v1);
+            }
+        }
+    }
+}
+#define K_BF16_DOT    k_gemm_bf16_dot
+#define K_BF16_PACK_X k_bf16_pack_x
+#else
+#define K_BF16_DOT    NULL
+#define K_BF16_PACK_X NULL
+#endif
 
 /* ---- many rows against stored weights: widened panels, register tiles ---- */
 
@@ -768,4 +1023,7 @@ const struct kern KERN_TABLE = {
     .widen_rows = k_widen_rows,
     .gemm_nt_panel_w = k_gemm_nt_panel_w,
     .gemm_q8_i16_rows = k_gemm_q8_i16_rows,
+    .i16_max_m = KERN_I16_MAX_M,
+    .bf16_pack_x = K_BF16_PACK_X,
+    .gemm_bf16_dot = K_BF16_DOT,
 };

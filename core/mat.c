@@ -41,7 +41,7 @@ struct wpanel {
 static struct wpanel *g_panels;
 static int g_n_panels;
 
-/* The int16 rows of mat_gemm_w's 1 to MAT_I16_MAX_M rows against q8_0
+/* The int16 rows of mat_gemm_w's 1 to i16_max_m rows against q8_0
  * (kern gemm_q8_i16_rows): owned by the pool's one compute thread, grown
  * once. */
 static struct {
@@ -49,6 +49,13 @@ static struct {
     float *s;
     size_t cap; /* values */
 } g_i16;
+
+/* mat_gemm_w's rows rounded to bf16 for kern gemm_bf16_dot: the same owner
+ * as g_i16. */
+static struct {
+    uint16_t *x;
+    size_t cap; /* values */
+} g_bf16;
 
 static void panels_free(void) {
     for (int i = 0; i < g_n_panels; i++)
@@ -82,6 +89,9 @@ void mat_shutdown(void) {
     pool_free(g_pool);
     g_pool = NULL;
     panels_free();
+    free(g_bf16.x);
+    g_bf16.x = NULL;
+    g_bf16.cap = 0;
     free(g_i16.q);
     free(g_i16.s);
     g_i16.q = NULL;
@@ -223,12 +233,12 @@ static void wrows_task(void *ctx, int task, int thread) {
     g_kern->gemm_nt_rows_w(j->x, j->ldx, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate);
 }
 
-/* The int16 path takes up to MAT_I16_MAX_M rows of up to MAT_I16_MAX_K
- * columns (the LM's widest, MPT-7B's MLP, is 16384).  Measured against the
- * panel kernel (docs/ARCHITECTURE.md): faster up to 10 rows, even at 12,
- * slower from 16. */
+/* The int16 path takes up to the kernel table's i16_max_m rows (kern.h:
+ * 11 for AVX2, where it was measured against the panel kernel faster up to
+ * 10 rows, even at 12, slower from 16; more with AVX-512 VNNI) of up to
+ * MAT_I16_MAX_K columns (the LM's widest, MPT-7B's MLP, is 16384);
+ * docs/ARCHITECTURE.md. */
 #define MAT_I16_MAX_K 32768
-#define MAT_I16_MAX_M 11
 
 struct wgemm_i16_job {
     const int16_t *xq;
@@ -289,7 +299,7 @@ static void wpanel_task(void *ctx, int task, int thread) {
 /* From this many rows up to KERN_PANEL_MAX_M, stored weights go to
  * gemm_nt_panel_w (measured, docs/ARCHITECTURE.md: 1.0-1.5x the few-row
  * kernel from 8 rows on, slower below: widening costs one pass), q8_0
- * only past MAT_I16_MAX_M (the int16 kernel is faster up to there).  F32
+ * only past i16_max_m (the int16 kernel is faster up to there).  F32
  * weights go there from 2 rows to MAT_F32_TILE_MAX_M (1.3-2.3x mat_gemm's
  * few-row kernel; from 48 rows sgemm is 2-11% faster). */
 #define MAT_PANEL_MIN_M    8
@@ -308,19 +318,53 @@ static void wtile_task(void *ctx, int task, int thread) {
     g_kern->gemm_nt_panel_w(j->x, j->ldx, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate, panel);
 }
 
+/* From this many rows, BF16 weights go to gemm_bf16_dot where the CPU has
+ * AVX512-BF16 (docs/ARCHITECTURE.md), and q8_0 weights past the int16
+ * kernel's rows: the rows are rounded to bf16, as PyTorch's bf16 autocast
+ * does, and multiplied at twice the f32 FMA rate.  Fewer rows (decode) keep
+ * f32 or int16 rows: their cost is reading the weights. */
+#define MAT_BF16_DOT_MIN_M 64
+
+struct wgemm_bf16_job {
+    const float *x; /* the f32 rows, for the fallback */
+    int ldx;
+    const uint16_t *xb;
+    const struct wmat *w;
+    float *y;
+    float alpha;
+    int m, ldy, accumulate, step;
+};
+
+static void wgemm_bf16_task(void *ctx, int task, int thread) {
+    const struct wgemm_bf16_job *j = ctx;
+    int lo = task * j->step, hi = lo + j->step > j->w->n ? j->w->n : lo + j->step;
+    void *panel = panel_of(thread, (KERN_BF16_PANEL_BYTES(j->w->k) + sizeof(float) - 1) / sizeof(float));
+    if (!panel) { /* no memory for the panel: the f32 rows, widening in registers (slower) */
+        for (int r = 0; r < j->m; r += MAT_FEW_ROWS)
+            g_kern->gemm_nt_rows_w(j->x + (size_t)r * j->ldx, j->ldx,
+                                   j->m - r < MAT_FEW_ROWS ? j->m - r : MAT_FEW_ROWS, j->w, lo, hi,
+                                   j->y + (size_t)r * j->ldy, j->ldy, j->alpha, j->accumulate);
+        return;
+    }
+    g_kern->gemm_bf16_dot(j->xb, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate, panel);
+}
+
 /* Which kernel mat_gemm_w runs for m rows against w (the thresholds above,
  * measured on the 2-core development machine). */
-enum wpath { WP_MAT_GEMM, WP_I16, WP_TILES, WP_FEW_ROWS, WP_PANEL_SGEMM };
+enum wpath { WP_MAT_GEMM, WP_I16, WP_TILES, WP_FEW_ROWS, WP_PANEL_SGEMM, WP_BF16_DOT };
 
 static enum wpath wpath_of(int m, const struct wmat *w) {
     const int f32 = w->type == WMAT_F32;
+    if (g_kern->gemm_bf16_dot && ((w->type == WMAT_BF16 && m >= MAT_BF16_DOT_MIN_M) ||
+                                  (w->type == WMAT_Q8_0 && m > g_kern->i16_max_m)))
+        return WP_BF16_DOT;
     /* the register tiles: f32 from 2 to MAT_F32_TILE_MAX_M rows (no
      * widening: the weights are their own panel), stored types from
      * MAT_PANEL_MIN_M to KERN_PANEL_MAX_M */
     const int tiles = m >= (f32 ? 2 : MAT_PANEL_MIN_M) &&
                       m <= (f32 ? MAT_F32_TILE_MAX_M : KERN_PANEL_MAX_M) && w->k % 8 == 0;
     if (f32) return tiles ? WP_TILES : WP_MAT_GEMM;
-    if (m <= MAT_I16_MAX_M && w->type == WMAT_Q8_0 && w->k <= MAT_I16_MAX_K) return WP_I16;
+    if (m <= g_kern->i16_max_m && w->type == WMAT_Q8_0 && w->k <= MAT_I16_MAX_K) return WP_I16;
     if (tiles) return WP_TILES;
     return m <= MAT_FEW_ROWS ? WP_FEW_ROWS : WP_PANEL_SGEMM;
 }
@@ -332,6 +376,7 @@ const char *mat_gemm_w_kernel(int m, const struct wmat *w) {
     case WP_TILES: return w->type == WMAT_F32 ? "4x3 tiles" : "panel, 4x3 tiles";
     case WP_FEW_ROWS: return "few-row";
     case WP_PANEL_SGEMM: return "panel, sgemm";
+    case WP_BF16_DOT: return "bf16 dot";
     }
     return "?";
 }
@@ -365,6 +410,32 @@ static int gemm_w_i16(int m, float alpha, const float *x, int ldx, const struct 
     return 0;
 }
 
+/* The bf16 path: every row rounded to bf16 in g_bf16, then kern
+ * gemm_bf16_dot.  0, or -1 without memory for the rows. */
+static int gemm_w_bf16(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate,
+                       float *y, int ldy) {
+    const size_t kp = (size_t)(w->k + 1) & ~(size_t)1, need = (size_t)m * kp;
+    if (g_bf16.cap < need) {
+        free(g_bf16.x);
+        g_bf16.x = malloc(need * sizeof *g_bf16.x);
+        g_bf16.cap = g_bf16.x ? need : 0;
+    }
+    if (g_bf16.cap < need) return -1;
+    g_kern->bf16_pack_x(x, ldx, m, w->k, g_bf16.x);
+    struct wgemm_bf16_job g = {.x = x,
+                               .ldx = ldx,
+                               .xb = g_bf16.x,
+                               .w = w,
+                               .y = y,
+                               .alpha = alpha,
+                               .m = m,
+                               .ldy = ldy,
+                               .accumulate = accumulate};
+    g.step = slice_len(w->n, 32);
+    pool_for(g_pool, (w->n + g.step - 1) / g.step, wgemm_bf16_task, &g);
+    return 0;
+}
+
 void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate, float *y,
                 int ldy) {
     const int T = g_threads;
@@ -372,6 +443,11 @@ void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *
     if (path == WP_MAT_GEMM) {
         mat_gemm(0, 1, m, w->n, w->k, alpha, x, ldx, w->data, w->k, accumulate ? 1.0f : 0.0f, y, ldy);
         return;
+    }
+    if (path == WP_BF16_DOT) {
+        if (gemm_w_bf16(m, alpha, x, ldx, w, accumulate, y, ldy) == 0) return;
+        path =
+            m <= KERN_PANEL_MAX_M && w->k % 8 == 0 ? WP_TILES : WP_PANEL_SGEMM; /* no memory for the rows */
     }
     if (path == WP_I16) {
         if (gemm_w_i16(m, alpha, x, ldx, w, accumulate, y, ldy) == 0) return;

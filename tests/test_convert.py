@@ -70,8 +70,8 @@ def convert(paths, out, extra=(), vision=None, lm=None, checkpoint=None, tokeniz
     return subprocess.run(args, capture_output=True, timeout=300)
 
 
-def flamingo(args):
-    p = subprocess.run([BIN] + args, capture_output=True, timeout=300)
+def flamingo(args, env=None):
+    p = subprocess.run([BIN] + args, capture_output=True, timeout=300, env=env)
     if p.returncode:
         raise RuntimeError(f"flamingo {' '.join(args[:1])}: {p.stderr.decode().strip()}")
     return p
@@ -125,9 +125,14 @@ def load_pixels(names, size):
     return mfg.load_pixels(names, size)
 
 
-def check_outputs(model_path, ref, tok, size):
-    """flamingo logits / run on the converted file against the reference model."""
+def check_outputs(model_path, ref, tok, size, kernels=None, tol=1e-4, text=True):
+    """flamingo logits / run on the converted file against the reference model (kernels: the
+    FLAMINGO_KERNELS table to run, None for the best the CPU has)."""
     bad = []
+    env = dict(os.environ)
+    env.pop("FLAMINGO_KERNELS", None)
+    if kernels:
+        env["FLAMINGO_KERNELS"] = kernels
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "logits.f32")
         for prompt, images in PROMPTS:
@@ -135,18 +140,32 @@ def check_outputs(model_path, ref, tok, size):
             pixels = load_pixels(images, size)
             want = flamingo_ref.forward_logits(ref, ids, pixels)
             imgs = sum((["-i", os.path.join(mfg.SKIMAGE, n)] for n in images), [])
-            flamingo(["logits", "-m", model_path, "-p", prompt, "-o", out] + imgs)
+            flamingo(["logits", "-m", model_path, "-p", prompt, "-o", out] + imgs, env=env)
             got = np.fromfile(out, "<f4").reshape(want.shape)
             err = float(np.abs(got - want).max() / np.ptp(want))
-            print(f"      logits of {prompt[:40]!r}: error {err:.2g} of the range")
-            if not err <= 1e-4:
-                bad.append(f"logits of {prompt!r}: error {err:.2g} of the range")
+            print(f"      logits of {prompt[:40]!r}: error {err:.2g} of the range ({kernels or 'best'} kernels)")
+            if not err <= tol:
+                bad.append(f"logits of {prompt!r}: error {err:.2g} of the range ({kernels or 'best'} kernels)")
+            if not text:
+                continue
             gen = flamingo_ref.generate(ref, ids, pixels, NEW)
-            text = flamingo(["run", "-m", model_path, "-p", prompt, "-n", str(NEW)] + imgs).stdout.decode()
+            text_out = flamingo(["run", "-m", model_path, "-p", prompt, "-n", str(NEW)] + imgs, env=env).stdout.decode()
             want_text = tok.decode(gen) + "\n"
-            if text != want_text:
-                bad.append(f"run {prompt!r}: {text!r}, reference {want_text!r}")
+            if text_out != want_text:
+                bad.append(f"run {prompt!r}: {text_out!r}, reference {want_text!r}")
     return bad
+
+
+# Logits of the BF16 model with its rows rounded to bf16 (gemm_bf16_dot), as a share of the
+# logit range: measured 0.0014 and 0.0026 on this file's two prompts (2026-11-29).
+BF16_DOT_TOL = 1e-2
+
+
+def cpu_has_bf16_dot():
+    """Whether the engine's best kernels here round rows to bf16 for BF16 weights."""
+    with open("/proc/cpuinfo") as f:
+        flags = f.read()
+    return all(f in flags for f in ("avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "avx512_bf16", "avx2", "fma"))
 
 
 def expect_error(what, proc, out, needle):
@@ -213,7 +232,14 @@ def main():
             rounded = {k: (upstream._np_round(v, dt) if np.ndim(v) >= 2 else v) for k, v in truth.items()}
             optional = {k: v for k, v in rounded.items()}
             ref = flamingo_ref.from_state(cfg, optional)
-            bad += check_outputs(out, ref, tok, size)
+            # the converted file exactly: f32 rows (the AVX-512 table without BF16, where the
+            # CPU has it; another table leaves BF16 weights with f32 rows anyway) ...
+            bad += check_outputs(out, ref, tok, size, kernels="avx512")
+            if dt == "bf16" and cpu_has_bf16_dot():
+                # ... and as it runs by default there: rows of 8 and more rounded to bf16 as
+                # PyTorch's autocast rounds them (core/mat.c); the kernel itself is checked to
+                # 1e-5 against the rounded rows in tests/test_wmat.c
+                bad += check_outputs(out, ref, tok, size, tol=BF16_DOT_TOL, text=False)
             report(not bad, f"--dtype {dt}: rounded tensors (1-D kept f32), logits and text of the rounded "
                    "model" + "".join("\n      " + b for b in bad[:6]))
             os.remove(out)

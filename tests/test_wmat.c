@@ -2,8 +2,8 @@
  * test_wmat.c - weights stored as BF16 and q8_0 (core/wmat.h): the F16 and
  * BF16 conversions (every F16 bit pattern, rounding ties), the q8_0
  * quantiser (error bound, exact values, zero blocks), and products over
- * every type against plain double loops over the widened weights: both
- * kernel tables directly, and mat_gemm_w on 1 and 3 threads through its
+ * every type against plain double loops over the widened weights: every
+ * kernel table the CPU runs directly, and mat_gemm_w on 1 and 3 threads through its
  * few-row and panel paths, on sizes that are not multiples of the vector
  * width, the 16-row block or the 256-column block.
  */
@@ -91,8 +91,8 @@ static void check_products(void) {
     static const int ms[] = {1, 2, 5, 8, 11, 13, 16, 17, 32, 40, 64};
     static const int ns[] = {1, 37, 130};
     static const int ks[] = {32, 96, 288, 544, KERN_PANEL_COLS + 64}; /* the last: two column blocks */
-    const struct kern *tables[] = {&kern_generic, &kern_avx2};
-    const int n_tables = kern_best() == &kern_avx2 ? 2 : 1;
+    const struct kern *tables[4];
+    const int n_tables = kern_tables(tables);
     int cases = 0, fails = 0;
     for (int type = WMAT_F32; type <= WMAT_Q8_0; type++)
         for (size_t ki = 0; ki < sizeof ks / sizeof *ks; ki++)
@@ -113,9 +113,12 @@ static void check_products(void) {
                         x[i] = frand();
                     for (size_t i = 0; i < (size_t)m * n; i++)
                         y0[i] = frand();
-                    /* 1 to 11 rows against q8_0 run on x quantized to int16 blocks: the
-                     * reference takes the same x (the quantizer has its own test) */
-                    const int i16 = m <= 11 && type == WMAT_Q8_0;
+                    /* q8_0: the int16 kernel takes x quantized to int16 blocks, and so does
+                     * mat_gemm_w up to the best table's i16_max_m rows: their reference
+                     * takes the same x (the quantizer has its own test) */
+                    const int i16 = type == WMAT_Q8_0;
+                    const int pool_i16 = strcmp(mat_gemm_w_kernel(m, &w), "int16 rows") == 0;
+                    CHECK(pool_i16 == (i16 && m <= kern_best()->i16_max_m));
                     int16_t *xq = malloc((size_t)m * k * sizeof *xq);
                     float *xs = malloc((size_t)m * (k / 32 + 1) * sizeof *xs),
                           *xd = malloc((size_t)m * k * sizeof *xd);
@@ -160,6 +163,59 @@ static void check_products(void) {
                             }
                         free(panel);
                         if (i16) reference(xd, m, &w, alpha, acc ? y0 : NULL, want);
+                        double *want_pool = want;
+                        if (i16 && !pool_i16) { /* mat_gemm_w widens: the f32 x's reference */
+                            want_pool = malloc((size_t)m * n * sizeof *want_pool);
+                            reference(x, m, &w, alpha, acc ? y0 : NULL, want_pool);
+                        }
+                        /* BF16 and q8_0 weights with AVX512-BF16: the rows rounded to bf16, as
+                         * PyTorch's autocast does, then products summed in f32 (gemm_bf16_dot) */
+                        if (type != WMAT_F32) {
+                            float *xr = malloc((size_t)m * k * sizeof *xr);
+                            for (size_t i = 0; i < (size_t)m * k; i++)
+                                xr[i] = wmat_bf16_to_f32(wmat_f32_to_bf16(x[i]));
+                            double *want_bf = malloc((size_t)m * n * sizeof *want_bf);
+                            reference(xr, m, &w, alpha, acc ? y0 : NULL, want_bf);
+                            const int kp = (k + 1) & ~1;
+                            uint16_t *xb = malloc((size_t)m * kp * sizeof *xb);
+                            void *bpanel = aligned_alloc(64, KERN_BF16_PANEL_BYTES(k) / 64 * 64 + 64);
+                            for (int t = 0; t < n_tables; t++) {
+                                if (!tables[t]->gemm_bf16_dot) continue;
+                                tables[t]->bf16_pack_x(x, k, m, k, xb);
+                                int bad = 0;
+                                for (int r = 0; r < m; r++) /* the packing: each value rounded, the pad 0 */
+                                    for (int i = 0; i < kp; i++)
+                                        bad |= xb[(size_t)r * kp + i] !=
+                                               (i < k ? wmat_f32_to_bf16(x[(size_t)r * k + i]) : 0);
+                                cases++;
+                                fails += bad;
+                                for (int j_lo = 0; j_lo <= 2 && j_lo < n; j_lo += 2) {
+                                    memcpy(y, y0, (size_t)m * n * sizeof *y);
+                                    tables[t]->gemm_bf16_dot(xb, m, &w, j_lo, n, y, n, alpha, acc, bpanel);
+                                    bad = 0;
+                                    for (int r = 0; r < m; r++)
+                                        for (int j = 0; j < j_lo; j++) {
+                                            bad |= y[(size_t)r * n + j] != y0[(size_t)r * n + j];
+                                            y[(size_t)r * n + j] = (float)want_bf[(size_t)r * n + j];
+                                        }
+                                    cases++;
+                                    if (bad || !(max_rel(y, want_bf, (size_t)m * n) < 1e-5)) {
+                                        fails++;
+                                        fprintf(stderr, "bf16 dot: table %s m %d n %d k %d j_lo %d: %g%s\n",
+                                                tables[t]->name, m, n, k, j_lo,
+                                                max_rel(y, want_bf, (size_t)m * n),
+                                                bad ? ", columns before j_lo written" : "");
+                                    }
+                                }
+                            }
+                            free(bpanel);
+                            free(xb);
+                            free(xr);
+                            if (strcmp(mat_gemm_w_kernel(m, &w), "bf16 dot") == 0)
+                                want_pool = want_bf;
+                            else
+                                free(want_bf);
+                        }
                         for (int t = 0; i16 && t < n_tables; t++) {
                             /* m rows at once: each row exactly what it gives alone */
                             memcpy(y, y0, (size_t)m * n * sizeof *y);
@@ -182,18 +238,19 @@ static void check_products(void) {
                             }
                             free(y1);
                         }
-                        /* through the pool: the int16 (q8_0, 1-11 rows), few-row, panel and many-row paths */
+                        /* through the pool: the int16 (q8_0), few-row, panel and many-row paths */
                         for (int threads = 1; threads <= 3; threads += 2) {
                             CHECK(mat_init(threads) == 0);
                             memcpy(y, y0, (size_t)m * n * sizeof *y);
                             mat_gemm_w(m, alpha, x, k, &w, acc, y, n);
                             cases++;
-                            if (!(max_rel(y, want, (size_t)m * n) < 1e-5)) {
+                            if (!(max_rel(y, want_pool, (size_t)m * n) < 1e-5)) {
                                 fails++;
                                 fprintf(stderr, "pool: type %d m %d n %d k %d threads %d: %g\n", type, m, n,
-                                        k, threads, max_rel(y, want, (size_t)m * n));
+                                        k, threads, max_rel(y, want_pool, (size_t)m * n));
                             }
                         }
+                        if (want_pool != want) free(want_pool);
                     }
                     free(xq);
                     free(xs);

@@ -707,24 +707,70 @@ static void k_bf16_pack_x(const float *x, int ldx, int m, int k, uint16_t *xb) {
     }
 }
 
+/* 16 x 16 32-bit values transposed in registers: r[i][j] -> r[j][i]
+ * (unpack 32- and 64-bit halves within 128-bit lanes, then move lanes). */
+static inline void tr16x16(__m512i r[16]) {
+    __m512i t[16], u[16];
+    for (int i = 0; i < 8; i++) {
+        t[2 * i] = _mm512_unpacklo_epi32(r[2 * i], r[2 * i + 1]);
+        t[2 * i + 1] = _mm512_unpackhi_epi32(r[2 * i], r[2 * i + 1]);
+    }
+    for (int i = 0; i < 4; i++) { /* u[4i + q], lane L: column 4L + q of rows 4i .. 4i + 3 */
+        u[4 * i] = _mm512_unpacklo_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 1] = _mm512_unpackhi_epi64(t[4 * i], t[4 * i + 2]);
+        u[4 * i + 2] = _mm512_unpacklo_epi64(t[4 * i + 1], t[4 * i + 3]);
+        u[4 * i + 3] = _mm512_unpackhi_epi64(t[4 * i + 1], t[4 * i + 3]);
+    }
+    for (int q = 0; q < 4; q++) { /* column 4L + q: lane L of u[q], u[4 + q], u[8 + q], u[12 + q] */
+        const __m512i v0 = _mm512_shuffle_i32x4(u[q], u[4 + q], 0x44),
+                      v1 = _mm512_shuffle_i32x4(u[q], u[4 + q], 0xee);
+        const __m512i v2 = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0x44),
+                      v3 = _mm512_shuffle_i32x4(u[8 + q], u[12 + q], 0xee);
+        r[q] = _mm512_shuffle_i32x4(v0, v2, 0x88);
+        r[4 + q] = _mm512_shuffle_i32x4(v0, v2, 0xdd);
+        r[8 + q] = _mm512_shuffle_i32x4(v1, v3, 0x88);
+        r[12 + q] = _mm512_shuffle_i32x4(v1, v3, 0xdd);
+    }
+}
+
+/* 16 W rows' pairs p0 .. p0 + 15 (r[i]: row c0 + i, one register each)
+ * stored transposed: panel[p0 + q][c0 .. c0 + 15] = pair q of each row. */
+static inline void pack_store16(__m512i r[16], uint32_t *panel, int p0, int c0) {
+    tr16x16(r);
+    for (int q = 0; q < 16; q++)
+        _mm512_store_si512((void *)(panel + (size_t)(p0 + q) * 32 + c0), r[q]);
+}
+
 /* W rows [j0, j0 + 32) of a BF16 matrix as pairs along k: panel[p][c][2] =
- * w[j0 + c][2p .. 2p + 1], zero past row nj or column k (kp / 2 pairs). */
+ * w[j0 + c][2p .. 2p + 1], zero past row nj or column k (kp / 2 pairs).
+ * Whole groups of 16 rows and 16 pairs go through registers (tr16x16), the
+ * rest one value at a time. */
 static void bf16_pack_panel(const struct wmat *w, int j0, int nj, uint32_t *panel) {
-    const int k = w->k, np = (k + 1) / 2;
-    for (int c = 0; c < 32; c++) {
-        if (c >= nj) {
-            for (int p = 0; p < np; p++)
-                panel[(size_t)p * 32 + c] = 0;
-            continue;
+    const int k = w->k, np = (k + 1) / 2, pv = k / 32 * 16;
+    const uint16_t *base = (const uint16_t *)w->data + (size_t)j0 * k;
+    for (int c0 = 0; c0 < 32; c0 += 16) {
+        const int full = nj >= c0 + 16;
+        for (int p0 = 0; full && p0 < pv; p0 += 16) {
+            __m512i r[16];
+            for (int i = 0; i < 16; i++)
+                r[i] = _mm512_loadu_si512((const void *)(base + (size_t)(c0 + i) * k + 2 * p0));
+            pack_store16(r, panel, p0, c0);
         }
-        const uint16_t *row = (const uint16_t *)w->data + (size_t)(j0 + c) * k;
-        int p = 0;
-        for (; 2 * p + 1 < k; p++) {
-            uint32_t v;
-            memcpy(&v, row + 2 * p, sizeof v);
-            panel[(size_t)p * 32 + c] = v;
+        for (int c = c0; c < c0 + 16; c++) {
+            if (c >= nj) {
+                for (int p = 0; p < np; p++)
+                    panel[(size_t)p * 32 + c] = 0;
+                continue;
+            }
+            const uint16_t *row = base + (size_t)c * k;
+            int p = full ? pv : 0;
+            for (; 2 * p + 1 < k; p++) {
+                uint32_t v;
+                memcpy(&v, row + 2 * p, sizeof v);
+                panel[(size_t)p * 32 + c] = v;
+            }
+            if (p < np) panel[(size_t)p * 32 + c] = row[2 * p]; /* odd k: the last value, paired with 0 */
         }
-        if (p < np) panel[(size_t)p * 32 + c] = row[2 * p]; /* odd k: the last value, paired with 0 */
     }
 }
 
@@ -733,30 +779,46 @@ static void bf16_pack_panel(const struct wmat *w, int j0, int nj, uint32_t *pane
  * [k / 32][32]. */
 static void q8_pack_panel(const struct wmat *w, int j0, int nj, uint32_t *panel) {
     const int k = w->k, np = k / 2, nb = k / WMAT_Q8_BLOCK;
+    const int8_t *base = (const int8_t *)w->data + (size_t)j0 * k;
     float *sp = (float *)(panel + (size_t)np * 32);
-    for (int c = 0; c < 32; c++) {
-        if (c >= nj) {
-            for (int p = 0; p < np; p++)
-                panel[(size_t)p * 32 + c] = 0;
-            for (int b = 0; b < nb; b++)
-                sp[(size_t)b * 32 + c] = 0;
-            continue;
+    for (int c0 = 0; c0 < 32; c0 += 16) {
+        const int full = nj >= c0 + 16;
+        for (int p0 = 0; full && p0 < np; p0 += 16) { /* a block of 32 values is 16 pairs */
+            __m512i r[16];
+            for (int i = 0; i < 16; i++) {
+                const int8_t *q = base + (size_t)(c0 + i) * k + 2 * p0;
+                const __m512 lo = _mm512_cvtepi32_ps(
+                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)q)));
+                const __m512 hi = _mm512_cvtepi32_ps(
+                    _mm512_cvtepi8_epi32(_mm_loadu_si128((const __m128i *)(const void *)(q + 16))));
+                r[i] = (__m512i)_mm512_cvtne2ps_pbh(hi, lo); /* exact: small integers */
+            }
+            pack_store16(r, panel, p0, c0);
         }
-        const int8_t *row = (const int8_t *)w->data + (size_t)(j0 + c) * k;
-        for (int p = 0; p < np; p++) {
-            /* an integer's bf16 is the top half of its float's bits */
-            const float lo = (float)row[2 * p], hi = (float)row[2 * p + 1];
-            uint32_t bl, bh;
-            memcpy(&bl, &lo, sizeof bl);
-            memcpy(&bh, &hi, sizeof bh);
-            panel[(size_t)p * 32 + c] = (bh & 0xffff0000u) | (bl >> 16);
-        }
-        float f[256];
-        for (int b0 = 0; b0 < nb; b0 += 256) {
-            const int n = nb - b0 < 256 ? nb - b0 : 256;
-            f16_to_f32_run(w->scale + (size_t)(j0 + c) * nb + b0, n, f);
-            for (int b = 0; b < n; b++)
-                sp[(size_t)(b0 + b) * 32 + c] = f[b];
+        for (int c = c0; c < c0 + 16; c++) {
+            if (c >= nj) {
+                for (int p = 0; p < np; p++)
+                    panel[(size_t)p * 32 + c] = 0;
+                for (int b = 0; b < nb; b++)
+                    sp[(size_t)b * 32 + c] = 0;
+                continue;
+            }
+            const int8_t *row = base + (size_t)c * k;
+            for (int p = full ? np : 0; p < np; p++) {
+                /* an integer's bf16 is the top half of its float's bits */
+                const float lo = (float)row[2 * p], hi = (float)row[2 * p + 1];
+                uint32_t bl, bh;
+                memcpy(&bl, &lo, sizeof bl);
+                memcpy(&bh, &hi, sizeof bh);
+                panel[(size_t)p * 32 + c] = (bh & 0xffff0000u) | (bl >> 16);
+            }
+            float f[256];
+            for (int b0 = 0; b0 < nb; b0 += 256) {
+                const int n = nb - b0 < 256 ? nb - b0 : 256;
+                f16_to_f32_run(w->scale + (size_t)(j0 + c) * nb + b0, n, f);
+                for (int b = 0; b < n; b++)
+                    sp[(size_t)(b0 + b) * 32 + c] = f[b];
+            }
         }
     }
 }

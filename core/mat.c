@@ -319,11 +319,13 @@ static void wtile_task(void *ctx, int task, int thread) {
 }
 
 /* From this many rows, BF16 weights go to gemm_bf16_dot where the CPU has
- * AVX512-BF16 (docs/ARCHITECTURE.md), and q8_0 weights past the int16
- * kernel's rows: the rows are rounded to bf16, as PyTorch's bf16 autocast
- * does, and multiplied at twice the f32 FMA rate.  Fewer rows (decode) keep
- * f32 or int16 rows: their cost is reading the weights. */
-#define MAT_BF16_DOT_MIN_M 64
+ * AVX512-BF16, and q8_0 weights past the int16 kernel's rows (i16_max_m, 8
+ * in that table): the rows are rounded to bf16, as PyTorch's bf16 autocast
+ * does, and multiplied at twice the f32 FMA rate.  Measured against the
+ * f32 few-row and tile kernels it was as fast at 2 rows (both read the
+ * weights at the memory's rate) and 1.2-1.5x faster from 8
+ * (docs/ARCHITECTURE.md).  One row (one sequence's decode) keeps f32. */
+#define MAT_BF16_DOT_MIN_M 2
 
 struct wgemm_bf16_job {
     const float *x; /* the f32 rows, for the fallback */

@@ -211,9 +211,10 @@ static void check_products(void) {
                             free(bpanel);
                             free(xb);
                             free(xr);
-                            if (strcmp(mat_gemm_w_kernel(m, &w), "bf16 dot") == 0)
+                            if (strcmp(mat_gemm_w_kernel(m, &w), "bf16 dot") == 0) {
+                                if (want_pool != want) free(want_pool);
                                 want_pool = want_bf;
-                            else
+                            } else
                                 free(want_bf);
                         }
                         for (int t = 0; i16 && t < n_tables; t++) {

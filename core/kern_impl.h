@@ -823,15 +823,12 @@ static void q8_pack_panel(const struct wmat *w, int j0, int nj, uint32_t *panel)
     }
 }
 
-/* R rows of xb (stride kp) times the 32 packed columns, over np pairs:
- * each row's pair broadcast, two vdpbf16ps (16 columns each) per row.  R
- * rows x 2 accumulators + 2 panel vectors fit the 32 registers. */
-#define BF16_R 12
-static inline void bf16_tile(const uint16_t *xb, int kp, int R, const uint32_t *panel, int np,
-                             __m512 acc[][2]) {
-    for (int i = 0; i < R; i++)
-        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
-    for (int p = 0; p < np; p++) {
+/* acc[i][h] += R rows of xb (stride kp) times the 32 packed columns, over
+ * pairs [p0, p1): each row's pair broadcast, two vdpbf16ps (16 columns
+ * each) per row. */
+static inline void bf16_pairs(const uint16_t *xb, int kp, int R, const uint32_t *panel, int p0, int p1,
+                              __m512 acc[][2]) {
+    for (int p = p0; p < p1; p++) {
         const __m512bh w0 = (__m512bh)_mm512_load_si512((const void *)(panel + (size_t)p * 32));
         const __m512bh w1 = (__m512bh)_mm512_load_si512((const void *)(panel + (size_t)p * 32 + 16));
         for (int i = 0; i < R; i++) {
@@ -842,6 +839,16 @@ static inline void bf16_tile(const uint16_t *xb, int kp, int R, const uint32_t *
             acc[i][1] = _mm512_dpbf16_ps(acc[i][1], xv, w1);
         }
     }
+}
+
+/* BF16 weights: R rows x 32 columns over all np pairs.  R rows x 2
+ * accumulators + 2 panel vectors fit the 32 registers. */
+#define BF16_R 12
+static inline void bf16_tile(const uint16_t *xb, int kp, int R, const uint32_t *panel, int np,
+                             __m512 acc[][2]) {
+    for (int i = 0; i < R; i++)
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+    bf16_pairs(xb, kp, R, panel, 0, np, acc);
 }
 
 /* The q8_0 tile: per block of 32 columns (16 pairs) the products summed
@@ -857,17 +864,7 @@ static inline void q8bf_tile(const uint16_t *xb, int kp, int R, const uint32_t *
         __m512 t[Q8BF_R][2];
         for (int i = 0; i < R; i++)
             t[i][0] = t[i][1] = _mm512_setzero_ps();
-        for (int p = b * 16; p < b * 16 + 16; p++) {
-            const __m512bh w0 = (__m512bh)_mm512_load_si512((const void *)(panel + (size_t)p * 32));
-            const __m512bh w1 = (__m512bh)_mm512_load_si512((const void *)(panel + (size_t)p * 32 + 16));
-            for (int i = 0; i < R; i++) {
-                uint32_t pair;
-                memcpy(&pair, xb + (size_t)i * kp + 2 * p, sizeof pair);
-                const __m512bh xv = (__m512bh)_mm512_set1_epi32((int)pair);
-                t[i][0] = _mm512_dpbf16_ps(t[i][0], xv, w0);
-                t[i][1] = _mm512_dpbf16_ps(t[i][1], xv, w1);
-            }
-        }
+        bf16_pairs(xb, kp, R, panel, b * 16, b * 16 + 16, t);
         const __m512 s0 = _mm512_load_ps(sp + (size_t)b * 32), s1 = _mm512_load_ps(sp + (size_t)b * 32 + 16);
         for (int i = 0; i < R; i++) {
             acc[i][0] = _mm512_fmadd_ps(t[i][0], s0, acc[i][0]);

@@ -328,27 +328,20 @@ static void wtile_task(void *ctx, int task, int thread) {
 #define MAT_BF16_DOT_MIN_M 2
 
 struct wgemm_bf16_job {
-    const float *x; /* the f32 rows, for the fallback */
-    int ldx;
+    struct wgemm_job f32; /* the f32 rows and the product: the fallback's */
     const uint16_t *xb;
-    const struct wmat *w;
-    float *y;
-    float alpha;
-    int m, ldy, accumulate, step;
 };
 
 static void wgemm_bf16_task(void *ctx, int task, int thread) {
-    const struct wgemm_bf16_job *j = ctx;
+    const struct wgemm_bf16_job *b = ctx;
+    const struct wgemm_job *j = &b->f32;
     int lo = task * j->step, hi = lo + j->step > j->w->n ? j->w->n : lo + j->step;
     void *panel = panel_of(thread, (KERN_BF16_PANEL_BYTES(j->w->k) + sizeof(float) - 1) / sizeof(float));
-    if (!panel) { /* no memory for the panel: the f32 rows, widening in registers (slower) */
-        for (int r = 0; r < j->m; r += MAT_FEW_ROWS)
-            g_kern->gemm_nt_rows_w(j->x + (size_t)r * j->ldx, j->ldx,
-                                   j->m - r < MAT_FEW_ROWS ? j->m - r : MAT_FEW_ROWS, j->w, lo, hi,
-                                   j->y + (size_t)r * j->ldy, j->ldy, j->alpha, j->accumulate);
+    if (!panel) {
+        few_rows_fallback(j, lo, hi);
         return;
     }
-    g_kern->gemm_bf16_dot(j->xb, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate, panel);
+    g_kern->gemm_bf16_dot(b->xb, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate, panel);
 }
 
 /* Which kernel mat_gemm_w runs for m rows against w (the thresholds above,
@@ -424,17 +417,17 @@ static int gemm_w_bf16(int m, float alpha, const float *x, int ldx, const struct
     }
     if (g_bf16.cap < need) return -1;
     g_kern->bf16_pack_x(x, ldx, m, w->k, g_bf16.x);
-    struct wgemm_bf16_job g = {.x = x,
-                               .ldx = ldx,
-                               .xb = g_bf16.x,
-                               .w = w,
-                               .y = y,
-                               .alpha = alpha,
-                               .m = m,
-                               .ldy = ldy,
-                               .accumulate = accumulate};
-    g.step = slice_len(w->n, 32);
-    pool_for(g_pool, (w->n + g.step - 1) / g.step, wgemm_bf16_task, &g);
+    struct wgemm_bf16_job g = {.f32 = {.x = x,
+                                       .ldx = ldx,
+                                       .m = m,
+                                       .ldy = ldy,
+                                       .accumulate = accumulate,
+                                       .alpha = alpha,
+                                       .w = w,
+                                       .y = y,
+                                       .step = slice_len(w->n, 32)},
+                               .xb = g_bf16.x};
+    pool_for(g_pool, (w->n + g.f32.step - 1) / g.f32.step, wgemm_bf16_task, &g);
     return 0;
 }
 

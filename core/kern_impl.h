@@ -533,16 +533,25 @@ static void k_gemm_nt_rows_w(const float *x, int ldx, int m, const struct wmat *
             _mm256_madd_epi16((w1), _mm256_loadu_si256((const __m256i *)(const void *)((xr) + 16))))),       \
         _mm256_broadcast_ss(f), (acc))
 
+/* f[i][b - b0] = sc[b - b0] * xs[i][b] for rows i < mm and blocks [b0, b1)
+ * (rows of f WQ_CHUNK / 32 floats): the W row's and each x row's scales
+ * multiplied once, one vector pass per row, so that the int16 kernels'
+ * inner loops broadcast them from memory. */
+static inline void i16_scale_products(const float *xs, int k, int mm, const float *sc, int b0, int b1,
+                                      float *f) {
+    const int nb = k / WMAT_Q8_BLOCK;
+    for (int i = 0; i < mm; i++)
+        for (int b = b0; b < b1; b++)
+            f[(size_t)i * (WQ_CHUNK / WMAT_Q8_BLOCK) + b - b0] = sc[b - b0] * xs[(size_t)i * nb + b];
+}
+
 /* Up to 4 rows (mm, a constant at each call site) against W row q over
  * blocks [b0, b1): out[i] += the row's sum (two accumulators, even and odd
  * blocks). */
 static inline void i16_rows4(const int16_t *xq, const float *xs, int k, int mm, const int8_t *q,
                              const float *sc, int b0, int b1, float out[4]) {
-    const int nb = k / WMAT_Q8_BLOCK;
-    float f[4][WQ_CHUNK / WMAT_Q8_BLOCK]; /* the two scales' products, one vector pass per row */
-    for (int i = 0; i < mm; i++)
-        for (int b = b0; b < b1; b++)
-            f[i][b - b0] = sc[b - b0] * xs[(size_t)i * nb + b];
+    float f[4][WQ_CHUNK / WMAT_Q8_BLOCK];
+    i16_scale_products(xs, k, mm, sc, b0, b1, f[0]);
     __m256 a0[4], a1[4];
     for (int i = 0; i < mm; i++)
         a0[i] = a1[i] = _mm256_setzero_ps();
@@ -589,11 +598,8 @@ static inline __m512 i16_block512(__m512i w, const int16_t *xr, const float *f, 
 
 static inline void i16_rows(const int16_t *xq, const float *xs, int k, int mm, const int8_t *q,
                             const float *sc, int b0, int b1, float out[I16_GROUP]) {
-    const int nb = k / WMAT_Q8_BLOCK;
     float f[I16_GROUP][WQ_CHUNK / WMAT_Q8_BLOCK];
-    for (int i = 0; i < mm; i++)
-        for (int b = b0; b < b1; b++)
-            f[i][b - b0] = sc[b - b0] * xs[(size_t)i * nb + b];
+    i16_scale_products(xs, k, mm, sc, b0, b1, f[0]);
     __m512 a0[I16_GROUP], a1[I16_GROUP];
     for (int i = 0; i < mm; i++)
         a0[i] = a1[i] = _mm512_setzero_ps();

@@ -38,6 +38,7 @@
 #include <sys/resource.h>
 
 #include "../core/args.h"
+#include "../core/blas_core.h"
 #include "../core/clock.h"
 #include "../core/mat.h"
 #include "../core/pool.h"
@@ -133,14 +134,16 @@ static int bench_vit(int json, enum wmat_type type) {
     double flops = clip_flops_per_image(&v);
     double g1 = flops / t1 * 1e-9, g8 = flops / t8 * 1e-9;
     if (json) {
-        printf("{\"model\": \"vit-l-14\", \"threads\": %d, \"kernels\": \"%s\", \"sgemm_gflops\": %.1f, "
+        printf("{\"model\": \"vit-l-14\", \"threads\": %d, \"kernels\": \"%s\", \"blas_core\": \"%s\", "
+               "\"sgemm_gflops\": %.1f, "
                "\"gflop_per_image\": %.1f, \"vision_ms_b1\": %.1f, \"vision_ms_b8\": %.1f, "
                "\"vision_gflops_b1\": %.1f, \"vision_gflops_b8\": %.1f, "
                "\"vision_ratio_b1\": %.3f, \"vision_ratio_b8\": %.3f}\n",
-               mat_threads(), mat_kernels(), gemm, flops * 1e-9, t1 * 1e3, t8 * 1e3, g1, g8, g1 / gemm, g8 / gemm);
+               mat_threads(), mat_kernels(), blas_core_name(), gemm, flops * 1e-9, t1 * 1e3, t8 * 1e3, g1, g8,
+               g1 / gemm, g8 / gemm);
     } else {
-        printf("machine    sgemm %.1f GFLOP/s (OpenBLAS, %d threads, %dx%dx%d; kernels %s)\n", gemm,
-               mat_threads(), gm, gn, gk, mat_kernels());
+        printf("machine    sgemm %.1f GFLOP/s (OpenBLAS %s, %d threads, %dx%dx%d; kernels %s)\n", gemm,
+               blas_core_name(), mat_threads(), gm, gn, gk, mat_kernels());
         printf("vit-l-14   %.1f GFLOP per image (224x224, 257 tokens, 24 layers)\n", flops * 1e-9);
         printf("batch 1    %8.1f ms/image  %6.1f GFLOP/s  %5.1f%% of sgemm\n", t1 * 1e3, g1, 100 * g1 / gemm);
         printf("batch 8    %8.1f ms/image  %6.1f GFLOP/s  %5.1f%% of sgemm\n", t8 * 1e3, g8, 100 * g8 / gemm);
@@ -411,7 +414,7 @@ static int bench_of3b(int json, enum wmat_type type) {
     double dec_ratio = lm_bytes * dec1 * 1e-9 / bw;
     if (json) {
         printf("{\"model\": \"openflamingo-3b\", \"dtype\": \"%s\", \"threads\": %d, \"kernels\": \"%s\", "
-               "\"sgemm_gflops\": %.1f, \"mem_bw_gbs\": %.1f, \"lm_params\": %.0f, "
+               "\"blas_core\": \"%s\", \"sgemm_gflops\": %.1f, \"mem_bw_gbs\": %.1f, \"lm_params\": %.0f, "
                "\"vision_ms_b1\": %.1f, \"vision_ms_b8\": %.1f, \"vision_ratio_b1\": %.3f, "
                "\"vision_ratio_b8\": %.3f, "
                "\"perceiver_ms\": %.2f, \"prefill_tps_64\": %.2f, \"prefill_ratio_64\": %.3f, "
@@ -420,12 +423,14 @@ static int bench_of3b(int json, enum wmat_type type) {
                "%.3f, "
                "\"ttft_new_ms\": %.1f, \"ttft_cached_image_ms\": %.1f, \"ttft_cached_ms\": %.1f, "
                "\"peak_rss_mb\": %.0f}\n",
-               dtype, mat_threads(), mat_kernels(), gemm, bw, lm_params, vis1 * 1e3, vis8 * 1e3, vis_ratio1,
-               vis_ratio8, perc * 1e3, N64 / pre64, pre64_ratio, N512 / pre512, pre512_ratio, dec1, dec_ratio,
-               dec_n[0], dec_n[1], dec_n[2], ttft_new * 1e3, ttft_image * 1e3, ttft_cached * 1e3, rss_mb);
+               dtype, mat_threads(), mat_kernels(), blas_core_name(), gemm, bw, lm_params, vis1 * 1e3,
+               vis8 * 1e3, vis_ratio1, vis_ratio8, perc * 1e3, N64 / pre64, pre64_ratio, N512 / pre512,
+               pre512_ratio, dec1, dec_ratio, dec_n[0], dec_n[1], dec_n[2], ttft_new * 1e3, ttft_image * 1e3,
+               ttft_cached * 1e3, rss_mb);
     } else {
-        printf("machine    sgemm %.1f GFLOP/s, memory read %.1f GB/s (%d threads; kernels %s)\n", gemm, bw,
-               mat_threads(), mat_kernels());
+        printf(
+            "machine    sgemm %.1f GFLOP/s (OpenBLAS %s), memory read %.1f GB/s (%d threads; kernels %s)\n",
+            gemm, blas_core_name(), bw, mat_threads(), mat_kernels());
         printf("model      OpenFlamingo-3B, %s: language side %.2f B parameters (%.1f GB)\n", dtype,
                lm_params * 1e-9, lm_bytes * 1e-9);
         printf("vision     %8.1f ms/image at batch 1 (%4.1f%% of sgemm), %8.1f at batch 8 (%4.1f%%)\n", vis1 * 1e3,
@@ -554,17 +559,16 @@ done:
 
 /*
  * gemm: the language model's two MLP products at OpenFlamingo-3B's shape
- * (8192 x 2048 and 2048 x 8192), stored as `type`, against 1 to 64 rows
- * of x: ms per product (best of 5, after a warm-up), GFLOP/s, the stored
- * weights' read rate against the measured bandwidth, and the kernel
- * mat_gemm_w picks.  Eight copies of each matrix are cycled, so that the
- * weights come from memory as in decode.  What the thresholds in
- * core/mat.c were set from; rerun it to set them for another machine.
+ * (8192 x 2048 and 2048 x 8192), stored as `type`, against 1 to 512 rows
+ * of x (512: a prefill, or two images' tokens in the vision tower): ms per product (best of 5, after a
+ * warm-up), GFLOP/s, the stored weights' read rate against the measured bandwidth, and the kernel mat_gemm_w
+ * picks.  Eight copies of each matrix are cycled, so that the weights come from memory as in decode.  What
+ * the thresholds in core/mat.c were set from; rerun it to set them for another machine.
  */
 static int bench_gemm(int json, enum wmat_type type) {
-    enum { COPIES = 8, MAX_M = 64 };
+    enum { COPIES = 8, MAX_M = 512 };
     static const int shapes[2][2] = {{8192, 2048}, {2048, 8192}};
-    static const int ms[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64};
+    static const int ms[] = {1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 128, 256, 512};
     const int n_ms = (int)(sizeof ms / sizeof *ms);
     const double bw = mem_bandwidth(mat_threads());
     int rc = 0;
@@ -616,7 +620,7 @@ static int bench_gemm(int json, enum wmat_type type) {
                        s || mi ? ", " : "", n, k, m, best * 1e3, gflops, gbs, mat_gemm_w_kernel(m, &w[0]));
             else
                 printf(
-                    "%5d x %-5d %2d rows %8.3f ms %7.1f GFLOP/s %6.2f GB/s of weights (%3.0f%% of the read "
+                    "%5d x %-5d %3d rows %8.3f ms %7.1f GFLOP/s %6.2f GB/s of weights (%3.0f%% of the read "
                     "rate)  %s\n",
                     n, k, m, best * 1e3, gflops, gbs, 100 * gbs / bw, mat_gemm_w_kernel(m, &w[0]));
         }

@@ -22,10 +22,17 @@ import resource
 import sys
 import time
 
-import torch
-import torch.nn.functional as F
-
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tools"))
+import openblas_core  # noqa: E402
+
+# PyTorch's f32 products go to Debian's OpenBLAS, as flamingo.c's do: the peer runs the same
+# OpenBLAS kernels as the engine (tools/openblas_core.py, core/blas_core.c)
+openblas_core.fix()
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "tests", "reference"))
 sys.path.insert(0, os.path.join(os.path.dirname(HERE), "weights"))
 import flamingo_ref  # noqa: E402
@@ -230,7 +237,8 @@ def main():
         dec = {n: decode(n, 8) for n in (1, 4, 8, 16)}
 
     out = {"model": "openflamingo-3b", "impl": "pytorch " + torch.__version__, "dtype": args.dtype,
-           "threads": torch.get_num_threads(), "sgemm_gflops": round(gemm, 1), "mem_bw_gbs": round(bw, 1),
+           "threads": torch.get_num_threads(), "blas_core": openblas_core.current_core(),
+           "sgemm_gflops": round(gemm, 1), "mem_bw_gbs": round(bw, 1),
            "lm_params": lm_params,
            "vision_ms_b1": round(vis1 * 1e3, 1), "vision_ms_b8": round(vis8 * 1e3, 1),
            "vision_ratio_b8": round(flops_vision(cfg) / vis8 * 1e-9 / gemm, 3),

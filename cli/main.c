@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "../bench/bench.h"
+#include "../core/blas_core.h"
 #include "../core/mat.h"
 #include "cli.h"
 
@@ -38,6 +39,8 @@ static void print_help(void) {
 }
 
 int main(int argc, char **argv) {
+    /* First: it may start this program again with OPENBLAS_CORETYPE set. */
+    blas_core_fix(argv);
     if (mat_init(0) < 0) {
         fprintf(stderr, "flamingo: cannot start worker threads\n");
         return 1;
@@ -52,7 +55,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-        printf("flamingo %s\n", FLAMINGO_VERSION);
+        printf("flamingo %s\nkernels %s, OpenBLAS core %s\n", FLAMINGO_VERSION, mat_kernels(),
+               blas_core_name());
         return 0;
     }
     cli_cmd = argv[1];

@@ -301,9 +301,12 @@ static void wpanel_task(void *ctx, int task, int thread) {
  * kernel from 8 rows on, slower below: widening costs one pass), q8_0
  * only past i16_max_m (the int16 kernel is faster up to there).  F32
  * weights go there from 2 rows to MAT_F32_TILE_MAX_M (1.3-2.3x mat_gemm's
- * few-row kernel; from 48 rows sgemm is 2-11% faster). */
+ * few-row kernel).  Beyond 16 rows OpenBLAS's sgemm is faster: with its
+ * AVX-512 kernels (core/blas_core.c) it took 9.3 / 10.1 ms at 24 rows of
+ * the LM's MLP products against 12.3 / 12.3 for the tiles, and 10.8 / 9.5
+ * at 32 against 16.0 / 13.5 (2026-11-29; with its SSE3 kernels, from 48). */
 #define MAT_PANEL_MIN_M    8
-#define MAT_F32_TILE_MAX_M 32
+#define MAT_F32_TILE_MAX_M 16
 
 /* Some rows against stored weights: blocks widened once per thread, then
  * register tiles (kern gemm_nt_panel_w). */
@@ -326,6 +329,12 @@ static void wtile_task(void *ctx, int task, int thread) {
  * weights at the memory's rate) and 1.2-1.5x faster from 8
  * (docs/ARCHITECTURE.md).  One row (one sequence's decode) keeps f32. */
 #define MAT_BF16_DOT_MIN_M 2
+/* Up to this many rows: past it (prompts, images) the weights are widened
+ * to f32 panels for OpenBLAS's sgemm, which with its AVX-512 kernels runs
+ * at 175-240 GFLOP/s there against the dot product's 130-150: vdpbf16ps
+ * does 32 multiply-adds an instruction at one a cycle, two 16-lane FMAs
+ * do as many (docs/ARCHITECTURE.md, "OpenBLAS's kernels"). */
+#define MAT_BF16_DOT_MAX_M 64
 
 struct wgemm_bf16_job {
     struct wgemm_job f32; /* the f32 rows and the product: the fallback's */
@@ -350,8 +359,9 @@ enum wpath { WP_MAT_GEMM, WP_I16, WP_TILES, WP_FEW_ROWS, WP_PANEL_SGEMM, WP_BF16
 
 static enum wpath wpath_of(int m, const struct wmat *w) {
     const int f32 = w->type == WMAT_F32;
-    if (g_kern->gemm_bf16_dot && ((w->type == WMAT_BF16 && m >= MAT_BF16_DOT_MIN_M) ||
-                                  (w->type == WMAT_Q8_0 && m > g_kern->i16_max_m)))
+    if (g_kern->gemm_bf16_dot && m <= MAT_BF16_DOT_MAX_M &&
+        ((w->type == WMAT_BF16 && m >= MAT_BF16_DOT_MIN_M) ||
+         (w->type == WMAT_Q8_0 && m > g_kern->i16_max_m)))
         return WP_BF16_DOT;
     /* the register tiles: f32 from 2 to MAT_F32_TILE_MAX_M rows (no
      * widening: the weights are their own panel), stored types from

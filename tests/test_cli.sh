@@ -92,14 +92,16 @@ ${PYTHON:-python3} -c '
 import json, sys
 j = json.load(open(sys.argv[1]))
 r = j["results"]
-assert len(r) == 24, len(r)
+assert len(r) == 30, len(r)
 # 1 row and up to some number of rows (the table'"'"'s own threshold, core/kern.h) take the int16
-# kernel, more rows the bf16 kernel where the table has it, else the widened panel
+# kernel, more rows the bf16 kernel where the table has it, else the widened panel; past 64
+# rows (core/mat.c) the panel widened to f32 for sgemm
 more = "bf16 dot" if j["kernels"] == "avx512bf16" else "panel, 4x3 tiles"
 for shape in {(e["n"], e["k"]) for e in r}:
     seen_more = False
     for e in sorted((e for e in r if (e["n"], e["k"]) == shape), key=lambda e: e["m"]):
-        assert e["ms"] > 0 and e["kernel"] in ("int16 rows", more), e
+        want = ("panel, sgemm",) if e["m"] > 64 else ("int16 rows", more)
+        assert e["ms"] > 0 and e["kernel"] in want, e
         assert e["m"] > 1 or e["kernel"] == "int16 rows", e
         assert not (seen_more and e["kernel"] == "int16 rows"), e
         seen_more = seen_more or e["kernel"] == more

@@ -2,7 +2,7 @@
 """Train the bundled model, weights/flamingo-tiny.safetensors, from scratch (the Flamingo recipe
 at small scale; tools/train/README.md has the design and the figures).
 
-    /usr/bin/python3 tools/train/train.py            # full run, about 45 minutes on 2 shared cores
+    /usr/bin/python3 tools/train/train.py            # full run, about 55 minutes on 2 shared cores
     /usr/bin/python3 tools/train/train.py --smoke    # a few steps of every stage, to a temp file
 
 Stages:
@@ -11,8 +11,9 @@ Stages:
      the BPE tokenizer trained on the synthetic text (text.py)
   a  the vision encoder (a CLIP ViT, clip_ref.py) pretrained on the images by classification of
      the ground truth: per patch, "an object's centre lies here" with its shape, colour and
-     offset; per image, how many objects of each shape and colour; and each token's own position
-     (so that the Perceiver's latents can address patches)
+     offset; per image, how many objects of each shape and colour; each token's own position
+     (so that the Perceiver's latents can address patches); and, by regression, the patch's
+     centre and the centre of the object covering it (position questions)
   b  the language model (GPT-NeoX) pretrained on the text alone: interleaved caption / question
      chunks with <image> markers but no pixels, about unrelated scenes or several about one scene
   p  both frozen; the Perceiver Resampler (64 latents, one per patch) trained to reproduce the

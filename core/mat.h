@@ -47,13 +47,16 @@ void mat_blas_threads(int n);
 
 /* Weights stored as F32, BF16 or q8_0 (core/wmat.h), used in place:
  * y[m, n] = alpha x[m, k] . W^T (+ y when accumulate), row strides ldx, ldy.
- * 1 to 11 rows against q8_0 are quantized to int16 blocks and multiplied
- * by integer dot products (kern gemm_q8_i16_rows: a row gets the same bits
- * alone or batched); 2 to 7 rows against BF16 widen W in registers (kern
- * gemm_nt_rows_w); up to 64 rows widen blocks of 6 W rows once into a
- * per-thread panel and multiply in register tiles (kern gemm_nt_panel_w),
- * as do 2 to 32 rows against F32, in place; more rows widen a panel of up
- * to 128 W rows per thread to f32 and run sgemm on it (F32: mat_gemm).
+ * 1 to the table's i16_max_m rows against q8_0 are quantized to int16
+ * blocks and multiplied by integer dot products (kern gemm_q8_i16_rows: a
+ * row gets the same bits alone or batched); where the CPU has AVX512-BF16,
+ * 2 to 64 rows against BF16 (and q8_0 past i16_max_m) are rounded to bf16
+ * for kern gemm_bf16_dot; otherwise 2 to 7 rows against BF16 widen W in
+ * registers (kern gemm_nt_rows_w) and up to 64 rows widen blocks of 6 W
+ * rows once into a per-thread panel and multiply in register tiles (kern
+ * gemm_nt_panel_w), as do 2 to 16 rows against F32, in place; more rows
+ * widen a panel of up to 128 W rows per thread to f32 and run sgemm on it
+ * (F32: mat_gemm).  core/mat.c has the measured thresholds.
  * Buffers are grown once; without memory for one, the few-row kernel does
  * the work instead. */
 void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate, float *y,

@@ -22,6 +22,8 @@ import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
+sys.path.insert(0, os.path.join(ROOT, "tools"))
+import openblas_core  # noqa: E402
 
 # (key, higher is better)
 ROWS = [("blas_core", True), ("sgemm_gflops", True), ("mem_bw_gbs", True), ("vision_ms_b1", False), ("vision_ms_b8", False),
@@ -46,11 +48,7 @@ def run_json(cmd):
 
 
 def cpu_has_bf16():
-    try:
-        with open("/proc/cpuinfo") as f:
-            flags = f.read()
-    except OSError:
-        return False
+    flags, _ = openblas_core.cpu_flags()
     return "amx_bf16" in flags or "avx512_bf16" in flags
 
 

@@ -30,10 +30,12 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 sys.path.insert(0, os.path.join(HERE, "reference"))
 sys.path.insert(0, os.path.join(ROOT, "weights"))
+sys.path.insert(0, os.path.join(ROOT, "tools"))
 import bpe_ref  # noqa: E402
 import convert as convert_mod  # noqa: E402
 import flamingo_ref  # noqa: E402
 import make_flamingo_golden as mfg  # noqa: E402
+import openblas_core  # noqa: E402
 import stfile  # noqa: E402
 import upstream  # noqa: E402
 
@@ -164,8 +166,7 @@ BF16_DOT_TOL = 1e-2
 
 def cpu_has_bf16_dot():
     """Whether the engine's best kernels here round rows to bf16 for BF16 weights."""
-    with open("/proc/cpuinfo") as f:
-        flags = f.read()
+    flags, _ = openblas_core.cpu_flags()
     return all(f in flags for f in ("avx512bw", "avx512vl", "avx512dq", "avx512_vnni", "avx512_bf16", "avx2", "fma"))
 
 

@@ -31,7 +31,7 @@ def main():
 
     env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
     script = ("import sys; sys.path.insert(0, %r); import openblas_core as ob; ob.fix(); import numpy; "
-              "print(ob.current_core(), ob.core_for(ob.current_core(), *ob._cpu()))"
+              "print(ob.current_core(), ob.core_for(ob.current_core(), *ob.cpu_flags()))"
               % os.path.join(os.path.dirname(HERE), "tools"))
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True,
                          timeout=120)

@@ -24,7 +24,8 @@ def core_for(current, flags, amd):
     return "Zen" if amd else "Haswell"
 
 
-def _cpu():
+def cpu_flags():
+    """(the CPU flags of /proc/cpuinfo as a set, whether the CPU is AMD); empty where unreadable."""
     try:
         with open("/proc/cpuinfo") as f:
             text = f.read()
@@ -54,7 +55,7 @@ def current_core():
 def fix():
     if "OPENBLAS_CORETYPE" in os.environ or "numpy" in sys.modules or "torch" in sys.modules:
         return
-    flags, amd = _cpu()
+    flags, amd = cpu_flags()
     current = current_core()
     if current is None:
         return

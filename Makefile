@@ -98,6 +98,10 @@ endif
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libflamingo.a
 	$(CC) -o $@ $^ $(LDLIBS_ALL)
 
+# bench/synth.c is the binary's, not the library's: its test links it itself.
+$(BUILD)/tests/test_synth: $(BUILD)/tests/test_synth.o $(BUILD)/bench/synth.o $(BUILD)/libflamingo.a
+	$(CC) -o $@ $^ $(LDLIBS_ALL)
+
 test: $(BIN) $(TEST_BIN)
 	@tools/deps.sh --check --test >/dev/null || tools/deps.sh --test
 	@FLAMINGO_BIN=$(CURDIR)/$(BIN) BUILD=$(BUILD) PYTHON=$(PYTHON) ONLY="$(ONLY)" tests/run.sh quick

@@ -41,7 +41,8 @@ struct spec {
 struct builder {
     struct spec *t;
     int n, cap, failed;
-    enum wmat_type type; /* how tensors of two or more dimensions are stored */
+    enum wmat_type type;     /* how tensors of two or more dimensions are stored */
+    enum wmat_type round_as; /* type f32 only: the values that type would hold */
 };
 
 /* The storage weights/convert.py --dtype gives a tensor: 1-D ones f32; q8_0
@@ -113,19 +114,33 @@ static int build(struct builder *b, const char *config, uint64_t seed, uint8_t *
                      : t->kind == GATE  ? 0.5f
                                         : 0.1f;
         float center = t->kind == GAIN ? 1.0f : 0.0f;
-        if (t->type == WMAT_F32) {
+        const enum wmat_type as = t->type == WMAT_F32 ? storage(t, b->round_as, (int64_t)fan_in) : t->type;
+        if (as == WMAT_F32) {
             fill_uniform(stw_data(w, t->index), elems, center, half, &state);
             continue;
         }
         /* row by row through an f32 row, then stored as the converter would */
         float *row = malloc(fan_in * sizeof *row);
-        if (!row) {
+        int8_t *q = malloc(fan_in);
+        uint16_t *qs = malloc(fan_in / WMAT_Q8_BLOCK * sizeof *qs + 1);
+        if (!row || !q || !qs) {
+            free(row), free(q), free(qs);
             rc = fl_err_set(err, FL_ENOMEM, "out of memory");
             break;
         }
         for (int64_t r = 0; r < t->shape[0]; r++) {
             fill_uniform(row, fan_in, center, half, &state);
-            if (t->type == WMAT_BF16) {
+            if (t->type == WMAT_F32) { /* rounded as `as` would store it, kept in f32 */
+                float *dst = (float *)stw_data(w, t->index) + (size_t)r * fan_in;
+                if (as == WMAT_BF16) {
+                    for (size_t j = 0; j < fan_in; j++)
+                        dst[j] = wmat_bf16_to_f32(wmat_f32_to_bf16(row[j]));
+                } else {
+                    wmat_q8_quantize_row(row, (int)fan_in, q, qs);
+                    for (size_t j = 0; j < fan_in; j++)
+                        dst[j] = wmat_f16_to_f32(qs[j / WMAT_Q8_BLOCK]) * (float)q[j];
+                }
+            } else if (t->type == WMAT_BF16) {
                 uint16_t *dst = (uint16_t *)stw_data(w, t->index) + (size_t)r * fan_in;
                 for (size_t j = 0; j < fan_in; j++) dst[j] = wmat_f32_to_bf16(row[j]);
             } else {
@@ -133,7 +148,7 @@ static int build(struct builder *b, const char *config, uint64_t seed, uint8_t *
                                      (uint16_t *)stw_data(w, t->scale_index) + (size_t)r * (fan_in / WMAT_Q8_BLOCK));
             }
         }
-        free(row);
+        free(row), free(q), free(qs);
     }
     stw_free(w);
     free(b->t);
@@ -232,7 +247,12 @@ int synth_vision_perceiver(const struct fl_config *c, uint64_t seed, enum wmat_t
 /* MosaicGPT (MPT-1B) names: the synthetic model is OpenFlamingo-3B-shaped. */
 int synth_lm(const struct fl_config *c, uint64_t seed, enum wmat_type type, uint8_t **buf, size_t *len,
              struct fl_err *err) {
-    struct builder b = {.type = type};
+    return synth_lm_rounded(c, seed, type, WMAT_F32, buf, len, err);
+}
+
+int synth_lm_rounded(const struct fl_config *c, uint64_t seed, enum wmat_type type, enum wmat_type round_as,
+                     uint8_t **buf, size_t *len, struct fl_err *err) {
+    struct builder b = {.type = type, .round_as = type == WMAT_F32 ? round_as : WMAT_F32};
     const int64_t d = c->lm.d_model, M = c->lm.mlp_dim, V = c->lm.vocab_size, Wv = c->vision.width;
     const int64_t I = (int64_t)c->xattn.heads * c->xattn.dim_head, F = (int64_t)c->xattn.ff_mult * d;
     if (c->lm.family != CFG_FAMILY_MOSAIC_GPT) return fl_err_set(err, FL_EUNSUPPORTED, "synth_lm: MosaicGPT only");

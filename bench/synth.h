@@ -33,4 +33,12 @@ int synth_vision_perceiver(const struct fl_config *c, uint64_t seed, enum wmat_t
 int synth_lm(const struct fl_config *c, uint64_t seed, enum wmat_type type, uint8_t **buf, size_t *len,
              struct fl_err *err);
 
+/* synth_lm's model with the same seed stored as type f32 but holding the
+ * values round_as would store (bf16: rounded to nearest even; q8_0: int8
+ * times the f16 scale, where convert.py would make it q8_0): what the
+ * storage alone costs, apart from the kernels that read it (bench
+ * --quality).  Any other type: synth_lm's. */
+int synth_lm_rounded(const struct fl_config *c, uint64_t seed, enum wmat_type type, enum wmat_type round_as,
+                     uint8_t **buf, size_t *len, struct fl_err *err);
+
 #endif

@@ -33,7 +33,7 @@ static struct st_file *open_synth(const struct fl_config *c, enum wmat_type type
     return f;
 }
 
-/* The values of tensor i of a typed file, as f32 (q8_0: int8 times the
+/* The values of the tensor called name, as f32 (q8_0: int8 times the
  * row's f16 block scale); NULL when it is not there. */
 static float *values(const struct st_file *f, const char *name, size_t *n) {
     const struct st_tensor *t = st_find(f, name);

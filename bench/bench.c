@@ -552,10 +552,9 @@ static int bench_quality(int json, enum wmat_type type) {
         if (rc < 0) goto done;
     }
     if (json)
-        printf("{\"model\": \"openflamingo-3b\", \"dtype\": \"%s\", \"positions\": %ld, \"top1_agreement\": "
-               "%.4f, "
-               "\"max_logit_diff_of_range\": %.2e, \"storage_top1_agreement\": %.4f, "
-               "\"storage_max_logit_diff_of_range\": %.2e}\n",
+        printf("{\"model\": \"openflamingo-3b\", \"dtype\": \"%s\", \"positions\": %ld, "
+               "\"top1_agreement\": %.4f, \"max_logit_diff_of_range\": %.2e, "
+               "\"storage_top1_agreement\": %.4f, \"storage_max_logit_diff_of_range\": %.2e}\n",
                wmat_type_name(type), total, (double)agree[1] / total, worst[1], (double)agree[2] / total,
                worst[2]);
     else {

@@ -121,25 +121,23 @@ static int build(struct builder *b, const char *config, uint64_t seed, uint8_t *
         }
         /* row by row through an f32 row, then stored as the converter would */
         float *row = malloc(fan_in * sizeof *row);
-        int8_t *q = malloc(fan_in);
+        void *typed = malloc(fan_in * sizeof(uint16_t)); /* one row as bf16 or as q8_0's int8 */
         uint16_t *qs = malloc(fan_in / WMAT_Q8_BLOCK * sizeof *qs + 1);
-        if (!row || !q || !qs) {
-            free(row), free(q), free(qs);
+        if (!row || !typed || !qs) {
+            free(row), free(typed), free(qs);
             rc = fl_err_set(err, FL_ENOMEM, "out of memory");
             break;
         }
         for (int64_t r = 0; r < t->shape[0]; r++) {
             fill_uniform(row, fan_in, center, half, &state);
-            if (t->type == WMAT_F32) { /* rounded as `as` would store it, kept in f32 */
-                float *dst = (float *)stw_data(w, t->index) + (size_t)r * fan_in;
-                if (as == WMAT_BF16) {
+            if (t->type == WMAT_F32) { /* stored as `as` would, then widened back to f32 */
+                const struct wmat one = {as, 1, (int)fan_in, typed, as == WMAT_Q8_0 ? qs : NULL};
+                if (as == WMAT_BF16)
                     for (size_t j = 0; j < fan_in; j++)
-                        dst[j] = wmat_bf16_to_f32(wmat_f32_to_bf16(row[j]));
-                } else {
-                    wmat_q8_quantize_row(row, (int)fan_in, q, qs);
-                    for (size_t j = 0; j < fan_in; j++)
-                        dst[j] = wmat_f16_to_f32(qs[j / WMAT_Q8_BLOCK]) * (float)q[j];
-                }
+                        ((uint16_t *)typed)[j] = wmat_f32_to_bf16(row[j]);
+                else
+                    wmat_q8_quantize_row(row, (int)fan_in, typed, qs);
+                wmat_rows_f32(&one, 0, 1, (float *)stw_data(w, t->index) + (size_t)r * fan_in);
             } else if (t->type == WMAT_BF16) {
                 uint16_t *dst = (uint16_t *)stw_data(w, t->index) + (size_t)r * fan_in;
                 for (size_t j = 0; j < fan_in; j++) dst[j] = wmat_f32_to_bf16(row[j]);
@@ -148,7 +146,7 @@ static int build(struct builder *b, const char *config, uint64_t seed, uint8_t *
                                      (uint16_t *)stw_data(w, t->scale_index) + (size_t)r * (fan_in / WMAT_Q8_BLOCK));
             }
         }
-        free(row), free(q), free(qs);
+        free(row), free(typed), free(qs);
     }
     stw_free(w);
     free(b->t);

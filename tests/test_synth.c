@@ -38,9 +38,7 @@ static struct st_file *open_synth(const struct fl_config *c, enum wmat_type type
 static float *values(const struct st_file *f, const char *name, size_t *n) {
     const struct st_tensor *t = st_find(f, name);
     if (!t) return NULL;
-    *n = 1;
-    for (int d = 0; d < t->n_dims; d++)
-        *n *= (size_t)t->shape[d];
+    *n = (size_t)t->n_elems;
     float *v = malloc(*n * sizeof *v);
     if (!v) return NULL;
     if (t->dtype != ST_I8) {

@@ -128,22 +128,21 @@ static int build(struct builder *b, const char *config, uint64_t seed, uint8_t *
             rc = fl_err_set(err, FL_ENOMEM, "out of memory");
             break;
         }
+        const int held = t->type == WMAT_F32; /* `as` values kept in f32: through the row buffers */
+        const size_t vsize = as == WMAT_BF16 ? sizeof(uint16_t) : 1, nb = fan_in / WMAT_Q8_BLOCK;
         for (int64_t r = 0; r < t->shape[0]; r++) {
             fill_uniform(row, fan_in, center, half, &state);
-            if (t->type == WMAT_F32) { /* stored as `as` would, then widened back to f32 */
+            void *dst = held ? typed : (char *)stw_data(w, t->index) + (size_t)r * fan_in * vsize;
+            uint16_t *dsc =
+                held || as != WMAT_Q8_0 ? qs : (uint16_t *)stw_data(w, t->scale_index) + (size_t)r * nb;
+            if (as == WMAT_BF16)
+                for (size_t j = 0; j < fan_in; j++)
+                    ((uint16_t *)dst)[j] = wmat_f32_to_bf16(row[j]);
+            else
+                wmat_q8_quantize_row(row, (int)fan_in, dst, dsc);
+            if (held) {
                 const struct wmat one = {as, 1, (int)fan_in, typed, as == WMAT_Q8_0 ? qs : NULL};
-                if (as == WMAT_BF16)
-                    for (size_t j = 0; j < fan_in; j++)
-                        ((uint16_t *)typed)[j] = wmat_f32_to_bf16(row[j]);
-                else
-                    wmat_q8_quantize_row(row, (int)fan_in, typed, qs);
                 wmat_rows_f32(&one, 0, 1, (float *)stw_data(w, t->index) + (size_t)r * fan_in);
-            } else if (t->type == WMAT_BF16) {
-                uint16_t *dst = (uint16_t *)stw_data(w, t->index) + (size_t)r * fan_in;
-                for (size_t j = 0; j < fan_in; j++) dst[j] = wmat_f32_to_bf16(row[j]);
-            } else {
-                wmat_q8_quantize_row(row, (int)fan_in, (int8_t *)stw_data(w, t->index) + (size_t)r * fan_in,
-                                     (uint16_t *)stw_data(w, t->scale_index) + (size_t)r * (fan_in / WMAT_Q8_BLOCK));
             }
         }
         free(row), free(typed), free(qs);

@@ -57,7 +57,7 @@ static float *values(const struct st_file *f, const char *name, size_t *n) {
     const int8_t *q = t->data;
     const uint16_t *sc = s->data;
     for (size_t i = 0; i < *n; i++)
-        v[i] = st_f16_to_f32(sc[i / 32]) * (float)q[i];
+        v[i] = st_f16_to_f32(sc[i / WMAT_Q8_BLOCK]) * (float)q[i];
     return v;
 }
 

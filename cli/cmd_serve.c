@@ -205,6 +205,15 @@ int cmd_serve(int argc, char **argv) {
     cfg.lim.max_image_pixels = max_pixels;
     cfg.lim.timeout_s = timeout_s;
     cfg.lim.max_n = cfg.eng.max_seqs;
+    /* a test aid, not a flag: slows every engine step so that tests can hold
+     * a request in flight (a full queue, keep-alive comments) whatever the
+     * machine's speed */
+    const char *delay = getenv("FLAMINGO_DEBUG_STEP_MS");
+    if (delay && *delay) {
+        const struct opt o = {"debug-step-ms", "", O_INT, &cfg.eng.step_delay_ms, 0, 10000};
+        int st = set_opt(&o, delay, "FLAMINGO_DEBUG_STEP_MS");
+        if (st) return st;
+    }
 
     /* the model's id: the file name without its folder and extension */
     char id[128];

@@ -517,6 +517,11 @@ static void *engine_main(void *arg) {
         reap(e);
         image_step(e);
         lm_step(e);
+        if (e->cfg.step_delay_ms > 0 && e->active) {
+            struct timespec ts = {e->cfg.step_delay_ms / 1000,
+                                  (long)(e->cfg.step_delay_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
     }
     /* what is left when the drain ran out */
     while (e->active)

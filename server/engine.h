@@ -43,6 +43,7 @@ struct eng_config {
     size_t cache_bytes; /* image cache budget */
     size_t prefix_bytes; /* prompt-prefix cache budget (prefix.h) */
     int max_images;     /* per job */
+    int step_delay_ms;  /* test aid: sleep this long after each step with work (0) */
 };
 
 void eng_config_defaults(struct eng_config *c);

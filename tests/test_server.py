@@ -439,7 +439,7 @@ def operations(model):
 
 def drain(model):
     """SIGTERM with streams in flight: each one finishes, exit 0."""
-    srv = Server(model, "--max-seqs", "1")
+    srv = Server(model, "--max-seqs", "1", env={"FLAMINGO_DEBUG_STEP_MS": "5"})
     results = []
     started = threading.Barrier(7)
 
@@ -481,10 +481,16 @@ def drain(model):
     print("ok   SIGTERM drains 6 streams in flight and exits 0")
 
 
+# Slows each engine step to 20 ms (a test aid of flamingo serve), so that a
+# 70-token request holds its sequence for 1.4 s on any machine, sanitizers
+# or not: a full queue or a waiting stream is then a state, not a race.
+HOLD = {"FLAMINGO_DEBUG_STEP_MS": "20"}
+
+
 def queue_full(model):
     """--max-seqs 1 --queue-len 1: one request runs, one waits, the next gets
     429 overloaded with Retry-After; the first two still complete."""
-    srv = Server(model, "--max-seqs", "1", "--queue-len", "1")
+    srv = Server(model, "--max-seqs", "1", "--queue-len", "1", env=HOLD)
     try:
         conns = []
         for _ in range(2):  # chat streams answer their first event once submitted
@@ -511,7 +517,7 @@ def queue_full(model):
 def keepalive(model):
     """A stream waiting for its turn (--max-seqs 1, another request ahead)
     gets ': keep-alive' comments, and its events stay well framed."""
-    srv = Server(model, "--max-seqs", "1", "--keepalive-ms", "1")
+    srv = Server(model, "--max-seqs", "1", "--keepalive-ms", "1", env=HOLD)
     try:
         c = srv.conn()  # a request ahead, admitted (its first event came) and 70 tokens long
         c.request("POST", "/v1/chat/completions", json.dumps({

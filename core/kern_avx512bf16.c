@@ -8,5 +8,5 @@
  */
 #define KERN_TABLE     kern_avx512bf16
 #define KERN_NAME      "avx512bf16"
-#define KERN_I16_MAX_M 8 /* 12 rows and more: the bf16 dot product is faster */
+#define KERN_I16_MAX_M 32 /* beyond, the bf16 dot product is as fast (docs/ARCHITECTURE.md) */
 #include "kern_impl.h"

@@ -624,6 +624,132 @@ static inline void i16_rows(const int16_t *xq, const float *xs, int k, int mm, c
     for (int i = 0; i < mm; i++)
         out[i] += _mm512_reduce_add_ps(_mm512_add_ps(a0[i], a1[i]));
 }
+
+/* 4 W rows at once (rows q, q + k, q + 2k, q + 3k): per block, the 4 rows'
+ * 32 int8 values widened to int16 (one register each: 4 lanes of 128 bits,
+ * 4 pairs each) and their lanes transposed 4 x 4 (8 shuffles), so that
+ * register g holds pairs 4g .. 4g + 3 of every row, one row per 128-bit
+ * lane.  Then vpdpwssd with x's 8 values 8g .. 8g + 7 broadcast to every
+ * lane adds them to all 4 rows' sums; after the block's 4, lane (c, i)
+ * holds row c's products of pairs i, i + 4, i + 8, i + 12 (exact int32),
+ * which become floats once, times the rows' scales and x's scale.  Per
+ * block and row of x that is one dot product, a quarter of a conversion
+ * and of an fma, against one of each in i16_rows: what batched decode (4
+ * to 8 rows) spent its time on.  Lanes are summed once per row at the end.
+ * st: the 4 rows' scales of blocks [b0, b1) as st[b - b0][4]; acc[i]: row i
+ * of x against the 4 W rows, lane (c, i') for W row c. */
+static inline void i16_rows4w(const int16_t *xq, const float *xs, int k, int mm, const int8_t *q,
+                              const float *st, int b0, int b1, __m512 acc[I16_GROUP]) {
+    const int nb = k / WMAT_Q8_BLOCK;
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    __m512 a[I16_GROUP];
+    for (int i = 0; i < mm; i++)
+        a[i] = acc[i];
+    for (int b = b0; b < b1; b++) {
+        const int t = b * WMAT_Q8_BLOCK;
+        /* the next 4 rows, 128 bytes per block: all of them by the end.  At
+         * k = 2048 the hardware's prefetchers lose 4 interleaved streams of
+         * 2 KB each (measured: one row of x ran up to 1.6x slower than the
+         * row-at-a-time kernel without this, and no slower with it) */
+        _mm_prefetch((const char *)(q + 4 * (size_t)k + 4 * t), _MM_HINT_T0);
+        _mm_prefetch((const char *)(q + 4 * (size_t)k + 4 * t + 64), _MM_HINT_T0);
+        const __m512i r0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(q + t)));
+        const __m512i r1 =
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(q + k + t)));
+        const __m512i r2 =
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(q + 2 * (size_t)k + t)));
+        const __m512i r3 =
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(q + 3 * (size_t)k + t)));
+        const __m512i t0 = _mm512_shuffle_i32x4(r0, r1, 0x44), t1 = _mm512_shuffle_i32x4(r0, r1, 0xee);
+        const __m512i t2 = _mm512_shuffle_i32x4(r2, r3, 0x44), t3 = _mm512_shuffle_i32x4(r2, r3, 0xee);
+        const __m512i g0 = _mm512_shuffle_i32x4(t0, t2, 0x88), g1 = _mm512_shuffle_i32x4(t0, t2, 0xdd);
+        const __m512i g2 = _mm512_shuffle_i32x4(t1, t3, 0x88), g3 = _mm512_shuffle_i32x4(t1, t3, 0xdd);
+        const __m512 s =
+            _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(st + (size_t)(b - b0) * 4)));
+        for (int i = 0; i < mm; i++) {
+            const int16_t *xr = xq + (size_t)i * k + t;
+            __m512i d = _mm512_dpwssd_epi32(
+                _mm512_setzero_si512(), g0,
+                _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)xr)));
+            d = _mm512_dpwssd_epi32(
+                d, g1, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(xr + 8))));
+            d = _mm512_dpwssd_epi32(
+                d, g2, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(xr + 16))));
+            d = _mm512_dpwssd_epi32(
+                d, g3, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(xr + 24))));
+            a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),
+                                   _mm512_mul_ps(s, _mm512_set1_ps(xs[(size_t)i * nb + b])), a[i]);
+        }
+    }
+    for (int i = 0; i < mm; i++)
+        acc[i] = a[i];
+}
+
+/* W rows [j0, j0 + 4) against all m rows of x (k_gemm_q8_i16_rows). */
+static void i16_group4w(const int16_t *xq, const float *xs, int m, const struct wmat *w, int j0, float *y,
+                        int ldy, float alpha, int accumulate) {
+    enum { CB = WQ_CHUNK / WMAT_Q8_BLOCK };
+    const int k = w->k, nb = k / WMAT_Q8_BLOCK;
+    const int8_t *q = (const int8_t *)w->data + (size_t)j0 * k;
+    float st[CB * 4], run[CB];
+    for (int r0 = 0; r0 < m; r0 += I16_GROUP) {
+        const int mm = m - r0 < I16_GROUP ? m - r0 : I16_GROUP;
+        const int16_t *xg = xq + (size_t)r0 * k;
+        const float *sg = xs + (size_t)r0 * nb;
+        __m512 acc[I16_GROUP];
+        for (int i = 0; i < mm; i++)
+            acc[i] = _mm512_setzero_ps();
+        for (int b0 = 0; b0 < nb; b0 += CB) {
+            const int b1 = nb - b0 < CB ? nb : b0 + CB;
+            int b = 0; /* st[b][c]: 16 blocks of the 4 rows at a time, transposed */
+            for (; b + 16 <= b1 - b0; b += 16) {
+                __m512 v[4];
+                for (int c = 0; c < 4; c++)
+                    v[c] = _mm512_cvtph_ps(_mm256_loadu_si256(
+                        (const __m256i *)(const void *)(w->scale + (size_t)(j0 + c) * nb + b0 + b)));
+                const __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
+                const __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
+                /* u[e], 128-bit lane L: the 4 rows' scales of block b + 4L + e */
+                const __m512 u[4] = {
+                    _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+                    _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+                    _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
+                    _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
+                for (int e = 0; e < 4; e++) {
+                    _mm_storeu_ps(st + (size_t)(b + e) * 4, _mm512_extractf32x4_ps(u[e], 0));
+                    _mm_storeu_ps(st + (size_t)(b + 4 + e) * 4, _mm512_extractf32x4_ps(u[e], 1));
+                    _mm_storeu_ps(st + (size_t)(b + 8 + e) * 4, _mm512_extractf32x4_ps(u[e], 2));
+                    _mm_storeu_ps(st + (size_t)(b + 12 + e) * 4, _mm512_extractf32x4_ps(u[e], 3));
+                }
+            }
+            for (int c = 0; c < 4 && b < b1 - b0; c++) {
+                f16_to_f32_run(w->scale + (size_t)(j0 + c) * nb + b0 + b, b1 - b0 - b, run);
+                for (int i = 0; i < b1 - b0 - b; i++)
+                    st[(b + i) * 4 + c] = run[i];
+            }
+            switch (mm) { /* constant row counts: the accumulators stay in registers */
+            case 8: i16_rows4w(xg, sg, k, 8, q, st, b0, b1, acc); break;
+            case 7: i16_rows4w(xg, sg, k, 7, q, st, b0, b1, acc); break;
+            case 6: i16_rows4w(xg, sg, k, 6, q, st, b0, b1, acc); break;
+            case 5: i16_rows4w(xg, sg, k, 5, q, st, b0, b1, acc); break;
+            case 4: i16_rows4w(xg, sg, k, 4, q, st, b0, b1, acc); break;
+            case 3: i16_rows4w(xg, sg, k, 3, q, st, b0, b1, acc); break;
+            case 2: i16_rows4w(xg, sg, k, 2, q, st, b0, b1, acc); break;
+            default: i16_rows4w(xg, sg, k, 1, q, st, b0, b1, acc); break;
+            }
+        }
+        for (int i = 0; i < mm; i++) {
+            float lanes[16];
+            _mm512_storeu_ps(lanes, acc[i]);
+            float *yr = y + (size_t)(r0 + i) * ldy + j0;
+            for (int c = 0; c < 4; c++) {
+                const float v = (lanes[4 * c] + lanes[4 * c + 1]) + (lanes[4 * c + 2] + lanes[4 * c + 3]);
+                yr[c] = accumulate ? yr[c] + alpha * v : alpha * v;
+            }
+        }
+    }
+}
+#define I16_WROWS 4
 #elif defined(__AVX2__)
 #define I16_GROUP 4
 static inline void i16_rows(const int16_t *xq, const float *xs, int k, int mm, const int8_t *q,
@@ -640,16 +766,25 @@ static inline void i16_rows(const int16_t *xq, const float *xs, int k, int mm, c
  * per block an integer dot product (int8 x int16 -> int32, exact, |sum| <
  * 2^24), then one multiply by the two scales' product.  Decode's kernel:
  * half the instructions of widening each weight to f32, which is what kept
- * that path off the memory bandwidth.  Each W row's blocks are widened to
- * int16 once per group of 4 rows of x, and a row's sum takes the same steps
- * whatever rows are batched with it, so batched decode gives every
- * sequence the bits it would get alone. */
+ * that path off the memory bandwidth.  With AVX-512 VNNI, groups of 4 W
+ * rows go through i16_group4w (one dot product per block and row of x
+ * instead of three instructions) and the rest one W row at a time; either
+ * way each W row's blocks are widened once per group of rows of x, and a
+ * row's sum takes the same steps whatever rows are batched with it, so
+ * batched decode gives every sequence the bits it would get alone. */
 static void k_gemm_q8_i16_rows(const int16_t *xq, const float *xs, int m, const struct wmat *w, int j_lo,
                                int j_hi, float *y, int ldy, float alpha, int accumulate) {
     enum { CB = WQ_CHUNK / WMAT_Q8_BLOCK };
     const int k = w->k, nb = k / WMAT_Q8_BLOCK;
     float sc[CB];
-    for (int j = j_lo; j < j_hi; j++) {
+    int j = j_lo;
+#ifdef I16_WROWS
+    /* whole groups of 4 W rows (the pool's slices start at multiples of 16,
+     * so which rows go this way depends on neither m nor the threads) */
+    for (; j + I16_WROWS <= j_hi; j += I16_WROWS)
+        i16_group4w(xq, xs, m, w, j, y, ldy, alpha, accumulate);
+#endif
+    for (; j < j_hi; j++) {
         const int8_t *q = (const int8_t *)w->data + (size_t)j * k;
         for (int r0 = 0; r0 < m; r0 += I16_GROUP) {
             const int mm = m - r0 < I16_GROUP ? m - r0 : I16_GROUP;

@@ -277,6 +277,61 @@ static void check_products(void) {
     CHECK(fails == 0);
 }
 
+/* The int16 kernel on rows longer than kern_impl.h's WQ_CHUNK (8,192: its
+ * scales are converted a chunk at a time, so a row takes two chunks here),
+ * with W rows in groups of 4 and a tail, in every table: against the double
+ * loop on the rounded rows, and each row of a batch bit for bit as alone. */
+static void check_i16_long_rows(void) {
+    enum { N = 37, K = 8192 + 19 * 32 }; /* the second chunk: 16 blocks, then 3 */
+    static const int ms[] = {1, 5, 9};
+    const struct kern *tables[4];
+    const int n_tables = kern_tables(tables);
+    float *wf = malloc((size_t)N * K * sizeof *wf);
+    for (size_t i = 0; i < (size_t)N * K; i++)
+        wf[i] = frand();
+    struct wmat w;
+    CHECK(wmat_convert(wf, N, K, WMAT_Q8_0, &w) == 0);
+    int bad = 0;
+    for (size_t mi = 0; mi < sizeof ms / sizeof *ms; mi++) {
+        const int m = ms[mi];
+        float *x = malloc((size_t)m * K * sizeof *x), *xd = malloc((size_t)m * K * sizeof *xd);
+        float *xs = malloc((size_t)m * (K / 32) * sizeof *xs), *y = malloc((size_t)m * N * sizeof *y);
+        float y1[N];
+        int16_t *xq = malloc((size_t)m * K * sizeof *xq);
+        double *want = malloc((size_t)m * N * sizeof *want);
+        for (size_t i = 0; i < (size_t)m * K; i++)
+            x[i] = frand();
+        for (int r = 0; r < m; r++) {
+            wmat_i16_quantize_row(x + (size_t)r * K, K, xq + (size_t)r * K, xs + (size_t)r * (K / 32));
+            for (int t = 0; t < K; t++)
+                xd[(size_t)r * K + t] = (float)xq[(size_t)r * K + t] * xs[(size_t)r * (K / 32) + t / 32];
+        }
+        reference(xd, m, &w, 1.0f, NULL, want);
+        for (int t = 0; t < n_tables; t++) {
+            tables[t]->gemm_q8_i16_rows(xq, xs, m, &w, 0, N, y, N, 1.0f, 0);
+            if (!(max_rel(y, want, (size_t)m * N) < 1e-5)) {
+                bad++;
+                fprintf(stderr, "i16, k %d: table %s m %d: %g\n", K, tables[t]->name, m,
+                        max_rel(y, want, (size_t)m * N));
+            }
+            for (int r = 0; r < m; r++) {
+                tables[t]->gemm_q8_i16_rows(xq + (size_t)r * K, xs + (size_t)r * (K / 32), 1, &w, 0, N, y1, N,
+                                            1.0f, 0);
+                bad += memcmp(y1, y + (size_t)r * N, sizeof y1) != 0;
+            }
+        }
+        free(x);
+        free(xd);
+        free(xs);
+        free(y);
+        free(xq);
+        free(want);
+    }
+    CHECK_INT(bad, 0);
+    wmat_free_owned(&w);
+    free(wf);
+}
+
 /* The activation quantizer of the q8_0 decode kernel: scale = block max /
  * 32767, every value within half a step, a zero block all zeros, a NaN or
  * an inf in a block a NaN scale (so the product is NaN, as in f32). */
@@ -339,6 +394,7 @@ int main(void) {
     test_quantizer();
     check_products();
     check_i16_quantizer();
+    check_i16_long_rows();
     check_quantization_error();
     mat_shutdown();
     return TEST_END();

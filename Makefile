@@ -118,7 +118,7 @@ asan:
 # thread, the HTTP threads and the compute pool.
 tsan:
 	$(MAKE) BUILD=build-tsan OPT=-O1 SAN="-fsanitize=thread -fno-omit-frame-pointer" \
-	    ONLY="test_engine test_wmat test_server.py test_server_load.py" test
+	    ONLY="test_kern test_engine test_wmat test_server.py test_server_load.py" test
 
 # The model `make run` serves: the bundled model when it is there, else the
 # small random test model (its answers are gibberish).

@@ -3,8 +3,8 @@
  *
  * The compute-bound parts that OpenBLAS does not cover (attention heads,
  * LayerNorm rows, activations) are split into independent tasks and run on
- * these threads plus the calling thread.  Workers sleep on a condition
- * variable between loops; a loop costs one broadcast and one join.
+ * these threads plus the calling thread.  Between loops workers spin for a
+ * moment (50 us), then sleep on a condition variable (pool.c says why).
  *
  * One pool serves one compute thread at a time: pool_for is not reentrant
  * and must not be called concurrently on the same pool (in the server, only

@@ -9,6 +9,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "../core/kern.h"
 #include "../core/mat.h"
@@ -255,21 +256,31 @@ static void check_linear_rows(void) {
 
 static atomic_int hits[1000];
 static void count_task(void *ctx, int task, int thread) {
-    (void)ctx;
-    if (thread >= 0 && thread < 4) atomic_fetch_add(&hits[task], 1);
     for (volatile int spin = 0; spin < (task % 7) * 1000; spin++) {
     }
+    if (ctx) { /* a slow task: longer than the pool's spin, so the others go to sleep on it */
+        struct timespec ts = {0, 300 * 1000};
+        nanosleep(&ts, NULL);
+    }
+    if (thread >= 0 && thread < 4) atomic_fetch_add(&hits[task], 1); /* at the end: pool_for waited */
 }
 
 static void check_pool(void) {
     for (int threads = 1; threads <= 4; threads++) {
         struct pool *p = pool_new(threads);
         CHECK(p != NULL && pool_size(p) == threads);
-        for (int round = 0; round < 50; round++) {
-            int n = 1 + (round * 37) % 1000;
+        /* back to back (the workers spin between loops), after a pause
+         * (they sleep), and with slow tasks (the caller sleeps waiting) */
+        for (int round = 0; round < 70; round++) {
+            const int slow = round >= 50;
+            int n = slow ? 1 + round % 5 : 1 + (round * 37) % 1000;
             for (int i = 0; i < n; i++)
                 atomic_store(&hits[i], 0);
-            pool_for(p, n, count_task, NULL);
+            if (round % 5 == 0) {
+                struct timespec ts = {0, 500 * 1000};
+                nanosleep(&ts, NULL);
+            }
+            pool_for(p, n, count_task, slow ? (void *)p : NULL);
             int ok = 1;
             for (int i = 0; i < n; i++)
                 ok &= atomic_load(&hits[i]) == 1;

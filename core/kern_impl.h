@@ -631,8 +631,10 @@ static inline void i16_rows(const int16_t *xq, const float *xs, int k, int mm, c
  * register g holds pairs 4g .. 4g + 3 of every row, one row per 128-bit
  * lane.  Then vpdpwssd with x's 8 values 8g .. 8g + 7 broadcast to every
  * lane adds them to all 4 rows' sums; after the block's 4, lane (c, i)
- * holds row c's products of pairs i, i + 4, i + 8, i + 12 (exact int32),
- * which become floats once, times the rows' scales and x's scale.  Per
+ * holds row c's products of pairs i, i + 4, i + 8, i + 12 (exact int32;
+ * past 2^24 its conversion to float rounds, by at most 2^-24 of it, where
+ * i16_rows' sums of 2 products stay exact), which become floats once,
+ * times the rows' scales and x's scale.  Per
  * block and row of x that is one dot product, a quarter of a conversion
  * and of an fma, against one of each in i16_rows: what batched decode (4
  * to 8 rows) spent its time on.  Lanes are summed once per row at the end.

@@ -87,6 +87,16 @@ static void reference(const float *x, int m, const struct wmat *w, float alpha, 
     free(wf);
 }
 
+/* m rows of x (k a multiple of 32) as the int16 kernel takes them (xq, xs:
+ * wmat_i16_quantize_row) and as the f32 values those stand for (xd). */
+static void i16_rows_of(const float *x, int m, int k, int16_t *xq, float *xs, float *xd) {
+    for (int r = 0; r < m; r++) {
+        wmat_i16_quantize_row(x + (size_t)r * k, k, xq + (size_t)r * k, xs + (size_t)r * (k / 32));
+        for (int t = 0; t < k; t++)
+            xd[(size_t)r * k + t] = (float)xq[(size_t)r * k + t] * xs[(size_t)r * (k / 32) + t / 32];
+    }
+}
+
 static void check_products(void) {
     static const int ms[] = {1, 2, 5, 8, 11, 13, 16, 17, 32, 40, 64};
     static const int ns[] = {1, 37, 130};
@@ -122,13 +132,7 @@ static void check_products(void) {
                     int16_t *xq = malloc((size_t)m * k * sizeof *xq);
                     float *xs = malloc((size_t)m * (k / 32 + 1) * sizeof *xs),
                           *xd = malloc((size_t)m * k * sizeof *xd);
-                    for (int r = 0; i16 && r < m; r++) {
-                        wmat_i16_quantize_row(x + (size_t)r * k, k, xq + (size_t)r * k,
-                                              xs + (size_t)r * (k / 32));
-                        for (int t = 0; t < k; t++)
-                            xd[(size_t)r * k + t] =
-                                (float)xq[(size_t)r * k + t] * xs[(size_t)r * (k / 32) + t / 32];
-                    }
+                    if (i16) i16_rows_of(x, m, k, xq, xs, xd);
                     for (int acc = 0; acc < 2; acc++) {
                         const float alpha = acc ? 0.37f : 1.0f;
                         reference(x, m, &w, alpha, acc ? y0 : NULL, want);
@@ -301,11 +305,7 @@ static void check_i16_long_rows(void) {
         double *want = malloc((size_t)m * N * sizeof *want);
         for (size_t i = 0; i < (size_t)m * K; i++)
             x[i] = frand();
-        for (int r = 0; r < m; r++) {
-            wmat_i16_quantize_row(x + (size_t)r * K, K, xq + (size_t)r * K, xs + (size_t)r * (K / 32));
-            for (int t = 0; t < K; t++)
-                xd[(size_t)r * K + t] = (float)xq[(size_t)r * K + t] * xs[(size_t)r * (K / 32) + t / 32];
-        }
+        i16_rows_of(x, m, K, xq, xs, xd);
         reference(xd, m, &w, 1.0f, NULL, want);
         for (int t = 0; t < n_tables; t++) {
             tables[t]->gemm_q8_i16_rows(xq, xs, m, &w, 0, N, y, N, 1.0f, 0);

@@ -8,6 +8,7 @@
  */
 #include <getopt.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "../bench/bench.h"
@@ -45,6 +46,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "flamingo: cannot start worker threads\n");
         return 1;
     }
+    const char *act = getenv("FLAMINGO_Q8_ACT");
+    if (act && mat_set_q8_act(act) < 0) {
+        fprintf(stderr, "flamingo: FLAMINGO_Q8_ACT must be int16 or int8, not '%s'\n", act);
+        return 2;
+    }
     if (argc < 2) {
         fprintf(stderr,
                 "flamingo: missing command; usage: flamingo COMMAND [options] (see flamingo --help)\n");
@@ -55,8 +61,8 @@ int main(int argc, char **argv) {
         return 0;
     }
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
-        printf("flamingo %s\nkernels %s, OpenBLAS core %s\n", FLAMINGO_VERSION, mat_kernels(),
-               blas_core_name());
+        printf("flamingo %s\nkernels %s, OpenBLAS core %s, q8_0 rows %s\n", FLAMINGO_VERSION, mat_kernels(),
+               blas_core_name(), mat_q8_act());
         return 0;
     }
     cli_cmd = argv[1];

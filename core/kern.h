@@ -80,6 +80,12 @@ struct kern {
     /* Up to this many rows, gemm_q8_i16_rows is the faster way to multiply by
      * q8_0 weights (core/mat.c), measured per table; from there the panel. */
     int i16_max_m;
+    /* AVX-512 VNNI tables only (NULL elsewhere): the same product for m rows
+     * x_r quantized per block to int8 (x_r[t] ~ xq[r k + t] xs[r k / 32 + t
+     * / 32], xc: the lane corrections, wmat_i8_quantize_row), with 8-bit
+     * products.  A row's result depends on neither m nor j_lo, j_hi. */
+    void (*gemm_q8_i8_rows)(const int8_t *xq, const float *xs, const int32_t *xc, int m, const struct wmat *w,
+                            int j_lo, int j_hi, float *y, int ldy, float alpha, int accumulate);
     /* AVX512-BF16 tables only (NULL elsewhere): rows of x rounded to bf16
      * (to nearest even, rows of k rounded up to even, padded with 0) ... */
     void (*bf16_pack_x)(const float *x, int ldx, int m, int k, uint16_t *xb);

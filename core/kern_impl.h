@@ -625,7 +625,23 @@ static inline void i16_rows(const int16_t *xq, const float *xs, int k, int mm, c
         out[i] += _mm512_reduce_add_ps(_mm512_add_ps(a0[i], a1[i]));
 }
 
-/* 4 W rows at once (rows q, q + k, q + 2k, q + 3k): per block, the 4 rows'
+/* a + the 4 W rows' exact int32 lane sums d of a block, as floats, times
+ * their scales s (4 lanes each) and x's scale xs (q8_group4w's kernels). */
+static inline __m512 q8_lanes_add(__m512i d, __m512 s, float xs, __m512 a) {
+    return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(s, _mm512_set1_ps(xs)), a);
+}
+
+/* The next 4 W rows, 128 bytes per block of 32 columns t: all of them by
+ * the end of the row.  At k = 2048 the hardware's prefetchers lose 4
+ * interleaved streams of 2 KB each (measured: one row of x ran up to 1.6x
+ * slower than the row-at-a-time kernel without this, and no slower with
+ * it). */
+static inline void q8_prefetch4(const int8_t *next, int t) {
+    _mm_prefetch((const char *)(next + 4 * t), _MM_HINT_T0);
+    _mm_prefetch((const char *)(next + 4 * t + 64), _MM_HINT_T0);
+}
+
+/* 4 W rows at once (qr[0..3]; next: the rows to prefetch): per block, the 4 rows'
  * 32 int8 values widened to int16 (one register each: 4 lanes of 128 bits,
  * 4 pairs each) and their lanes transposed 4 x 4 (8 shuffles), so that
  * register g holds pairs 4g .. 4g + 3 of every row, one row per 128-bit
@@ -640,8 +656,8 @@ static inline void i16_rows(const int16_t *xq, const float *xs, int k, int mm, c
  * to 8 rows) spent its time on.  Lanes are summed once per row at the end.
  * st: the 4 rows' scales of blocks [b0, b1) as st[b - b0][4]; acc[i]: row i
  * of x against the 4 W rows, lane (c, i') for W row c. */
-static inline void i16_rows4w(const int16_t *xq, const float *xs, int k, int mm, const int8_t *q,
-                              const float *st, int b0, int b1, __m512 acc[I16_GROUP]) {
+static inline void i16_rows4w(const int16_t *xq, const float *xs, int k, int mm, const int8_t *const qr[4],
+                              const int8_t *next, const float *st, int b0, int b1, __m512 acc[I16_GROUP]) {
     const int nb = k / WMAT_Q8_BLOCK;
     const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     __m512 a[I16_GROUP];
@@ -649,19 +665,15 @@ static inline void i16_rows4w(const int16_t *xq, const float *xs, int k, int mm,
         a[i] = acc[i];
     for (int b = b0; b < b1; b++) {
         const int t = b * WMAT_Q8_BLOCK;
-        /* the next 4 rows, 128 bytes per block: all of them by the end.  At
-         * k = 2048 the hardware's prefetchers lose 4 interleaved streams of
-         * 2 KB each (measured: one row of x ran up to 1.6x slower than the
-         * row-at-a-time kernel without this, and no slower with it) */
-        _mm_prefetch((const char *)(q + 4 * (size_t)k + 4 * t), _MM_HINT_T0);
-        _mm_prefetch((const char *)(q + 4 * (size_t)k + 4 * t + 64), _MM_HINT_T0);
-        const __m512i r0 = _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(q + t)));
+        q8_prefetch4(next, t);
+        const __m512i r0 =
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(qr[0] + t)));
         const __m512i r1 =
-            _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(q + k + t)));
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(qr[1] + t)));
         const __m512i r2 =
-            _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(q + 2 * (size_t)k + t)));
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(qr[2] + t)));
         const __m512i r3 =
-            _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(q + 3 * (size_t)k + t)));
+            _mm512_cvtepi8_epi16(_mm256_loadu_si256((const __m256i *)(const void *)(qr[3] + t)));
         const __m512i t0 = _mm512_shuffle_i32x4(r0, r1, 0x44), t1 = _mm512_shuffle_i32x4(r0, r1, 0xee);
         const __m512i t2 = _mm512_shuffle_i32x4(r2, r3, 0x44), t3 = _mm512_shuffle_i32x4(r2, r3, 0xee);
         const __m512i g0 = _mm512_shuffle_i32x4(t0, t2, 0x88), g1 = _mm512_shuffle_i32x4(t0, t2, 0xdd);
@@ -679,78 +691,167 @@ static inline void i16_rows4w(const int16_t *xq, const float *xs, int k, int mm,
                 d, g2, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(xr + 16))));
             d = _mm512_dpwssd_epi32(
                 d, g3, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(xr + 24))));
-            a[i] = _mm512_fmadd_ps(_mm512_cvtepi32_ps(d),
-                                   _mm512_mul_ps(s, _mm512_set1_ps(xs[(size_t)i * nb + b])), a[i]);
+            a[i] = q8_lanes_add(d, s, xs[(size_t)i * nb + b], a[i]);
         }
     }
     for (int i = 0; i < mm; i++)
         acc[i] = a[i];
 }
 
-/* W rows [j0, j0 + 4) against all m rows of x (k_gemm_q8_i16_rows). */
-static void i16_group4w(const int16_t *xq, const float *xs, int m, const struct wmat *w, int j0, float *y,
-                        int ldy, float alpha, int accumulate) {
+/* st[b - b0][c] for blocks [b0, b1) of W rows rows[c], c < 4: the 4 rows'
+ * f16 scales as f32, transposed 16 blocks at a time (q8_group4w). */
+static inline void q8_scales4(const struct wmat *w, const int rows[4], int b0, int b1, float *st) {
+    const int nb = w->k / WMAT_Q8_BLOCK;
+    float run[WQ_CHUNK / WMAT_Q8_BLOCK];
+    int b = 0;
+    for (; b + 16 <= b1 - b0; b += 16) {
+        __m512 v[4];
+        for (int c = 0; c < 4; c++)
+            v[c] = _mm512_cvtph_ps(_mm256_loadu_si256(
+                (const __m256i *)(const void *)(w->scale + (size_t)rows[c] * nb + b0 + b)));
+        const __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
+        const __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
+        /* u[e], 128-bit lane L: the 4 rows' scales of block b + 4L + e */
+        const __m512 u[4] = {
+            _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
+            _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
+            _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
+        for (int e = 0; e < 4; e++) {
+            _mm_storeu_ps(st + (size_t)(b + e) * 4, _mm512_extractf32x4_ps(u[e], 0));
+            _mm_storeu_ps(st + (size_t)(b + 4 + e) * 4, _mm512_extractf32x4_ps(u[e], 1));
+            _mm_storeu_ps(st + (size_t)(b + 8 + e) * 4, _mm512_extractf32x4_ps(u[e], 2));
+            _mm_storeu_ps(st + (size_t)(b + 12 + e) * 4, _mm512_extractf32x4_ps(u[e], 3));
+        }
+    }
+    for (int c = 0; c < 4 && b < b1 - b0; c++) {
+        f16_to_f32_run(w->scale + (size_t)rows[c] * nb + b0 + b, b1 - b0 - b, run);
+        for (int i = 0; i < b1 - b0 - b; i++)
+            st[(b + i) * 4 + c] = run[i];
+    }
+}
+
+/* The q8_0 kernel with 8-bit products (vpdpbusd: 64 multiply-adds of
+ * unsigned by signed bytes an instruction, twice vpdpwssd's), for rows of
+ * x quantized per block to int8 (wmat_i8_quantize_row: xq, its scales xs,
+ * and its lane corrections xc).  4 W rows at a time: per block, register A
+ * holds values 0..15 of the 4 rows (one row per 128-bit lane), B values
+ * 16..31, each flipped to unsigned (w + 128); x's 16 values broadcast to
+ * every lane.  Lane (c, i) then sums row c's products of values 4i..4i+3
+ * and 16+4i..16+4i+3, plus 128 times x's sum over those, which xc[4b + i]
+ * takes away by starting the sum there: exact int32 (|sum| < 2^18), to
+ * float, times the rows' scales and x's scale.  rows: the 4 W rows (the
+ * last repeated for a tail), so that every W row takes the same steps
+ * whatever rows share its group: a row's result depends on neither m nor
+ * the threads. */
+static inline void i8_rows4w(const int8_t *xq, const float *xs, const int32_t *xc, int k, int mm,
+                             const int8_t *const qr[4], const int8_t *next, const float *st, int b0, int b1,
+                             __m512 acc[I16_GROUP]) {
+    const int nb = k / WMAT_Q8_BLOCK;
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    const __m512i flip = _mm512_set1_epi8((char)0x80);
+    __m512 a[I16_GROUP];
+    for (int i = 0; i < mm; i++)
+        a[i] = acc[i];
+    for (int b = b0; b < b1; b++) {
+        const int t = b * WMAT_Q8_BLOCK;
+        q8_prefetch4(next, t);
+        const __m512i lo = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(qr[0] + t))),
+            _mm256_loadu_si256((const __m256i *)(const void *)(qr[1] + t)), 1);
+        const __m512i hi = _mm512_inserti64x4(
+            _mm512_castsi256_si512(_mm256_loadu_si256((const __m256i *)(const void *)(qr[2] + t))),
+            _mm256_loadu_si256((const __m256i *)(const void *)(qr[3] + t)), 1);
+        const __m512i wa = _mm512_xor_si512(_mm512_shuffle_i64x2(lo, hi, 0x88), flip);
+        const __m512i wb = _mm512_xor_si512(_mm512_shuffle_i64x2(lo, hi, 0xdd), flip);
+        const __m512 s =
+            _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(st + (size_t)(b - b0) * 4)));
+        for (int i = 0; i < mm; i++) {
+            const int8_t *xr = xq + (size_t)i * k + t;
+            __m512i d = _mm512_broadcast_i32x4(
+                _mm_loadu_si128((const __m128i *)(const void *)(xc + ((size_t)i * nb + b) * 4)));
+            d = _mm512_dpbusd_epi32(
+                d, wa, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)xr)));
+            d = _mm512_dpbusd_epi32(
+                d, wb, _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)(const void *)(xr + 16))));
+            a[i] = q8_lanes_add(d, s, xs[(size_t)i * nb + b], a[i]);
+        }
+    }
+    for (int i = 0; i < mm; i++)
+        acc[i] = a[i];
+}
+
+/* W rows rows[0..3] against all m rows of x, int16 rows (i16_rows4w) or,
+ * with their corrections xc, int8 rows (i8_rows4w); writes the first nw
+ * of the 4 W rows' results.  next: the W rows to prefetch. */
+static void q8_group4w(const void *xq, const float *xs, const int32_t *xc, int m, const struct wmat *w,
+                       const int rows[4], int nw, const int8_t *next, float *y, int ldy, float alpha,
+                       int accumulate) {
     enum { CB = WQ_CHUNK / WMAT_Q8_BLOCK };
     const int k = w->k, nb = k / WMAT_Q8_BLOCK;
-    const int8_t *q = (const int8_t *)w->data + (size_t)j0 * k;
-    float st[CB * 4], run[CB];
+    const int8_t *const qr[4] = {
+        (const int8_t *)w->data + (size_t)rows[0] * k, (const int8_t *)w->data + (size_t)rows[1] * k,
+        (const int8_t *)w->data + (size_t)rows[2] * k, (const int8_t *)w->data + (size_t)rows[3] * k};
+    float st[CB * 4];
     for (int r0 = 0; r0 < m; r0 += I16_GROUP) {
         const int mm = m - r0 < I16_GROUP ? m - r0 : I16_GROUP;
-        const int16_t *xg = xq + (size_t)r0 * k;
+        const int8_t *x8 = (const int8_t *)xq + (size_t)r0 * k;
+        const int16_t *x16 = (const int16_t *)xq + (size_t)r0 * k;
         const float *sg = xs + (size_t)r0 * nb;
+        const int32_t *cg = xc ? xc + (size_t)r0 * nb * 4 : NULL;
         __m512 acc[I16_GROUP];
         for (int i = 0; i < mm; i++)
             acc[i] = _mm512_setzero_ps();
         for (int b0 = 0; b0 < nb; b0 += CB) {
             const int b1 = nb - b0 < CB ? nb : b0 + CB;
-            int b = 0; /* st[b][c]: 16 blocks of the 4 rows at a time, transposed */
-            for (; b + 16 <= b1 - b0; b += 16) {
-                __m512 v[4];
-                for (int c = 0; c < 4; c++)
-                    v[c] = _mm512_cvtph_ps(_mm256_loadu_si256(
-                        (const __m256i *)(const void *)(w->scale + (size_t)(j0 + c) * nb + b0 + b)));
-                const __m512 t0 = _mm512_unpacklo_ps(v[0], v[1]), t1 = _mm512_unpackhi_ps(v[0], v[1]);
-                const __m512 t2 = _mm512_unpacklo_ps(v[2], v[3]), t3 = _mm512_unpackhi_ps(v[2], v[3]);
-                /* u[e], 128-bit lane L: the 4 rows' scales of block b + 4L + e */
-                const __m512 u[4] = {
-                    _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
-                    _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2))),
-                    _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3))),
-                    _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)))};
-                for (int e = 0; e < 4; e++) {
-                    _mm_storeu_ps(st + (size_t)(b + e) * 4, _mm512_extractf32x4_ps(u[e], 0));
-                    _mm_storeu_ps(st + (size_t)(b + 4 + e) * 4, _mm512_extractf32x4_ps(u[e], 1));
-                    _mm_storeu_ps(st + (size_t)(b + 8 + e) * 4, _mm512_extractf32x4_ps(u[e], 2));
-                    _mm_storeu_ps(st + (size_t)(b + 12 + e) * 4, _mm512_extractf32x4_ps(u[e], 3));
-                }
-            }
-            for (int c = 0; c < 4 && b < b1 - b0; c++) {
-                f16_to_f32_run(w->scale + (size_t)(j0 + c) * nb + b0 + b, b1 - b0 - b, run);
-                for (int i = 0; i < b1 - b0 - b; i++)
-                    st[(b + i) * 4 + c] = run[i];
-            }
+            q8_scales4(w, rows, b0, b1, st);
+#define Q8_ROWS4W(n)                                                                                         \
+    case n:                                                                                                  \
+        if (cg)                                                                                              \
+            i8_rows4w(x8, sg, cg, k, n, qr, next, st, b0, b1, acc);                                          \
+        else                                                                                                 \
+            i16_rows4w(x16, sg, k, n, qr, next, st, b0, b1, acc);                                            \
+        break
             switch (mm) { /* constant row counts: the accumulators stay in registers */
-            case 8: i16_rows4w(xg, sg, k, 8, q, st, b0, b1, acc); break;
-            case 7: i16_rows4w(xg, sg, k, 7, q, st, b0, b1, acc); break;
-            case 6: i16_rows4w(xg, sg, k, 6, q, st, b0, b1, acc); break;
-            case 5: i16_rows4w(xg, sg, k, 5, q, st, b0, b1, acc); break;
-            case 4: i16_rows4w(xg, sg, k, 4, q, st, b0, b1, acc); break;
-            case 3: i16_rows4w(xg, sg, k, 3, q, st, b0, b1, acc); break;
-            case 2: i16_rows4w(xg, sg, k, 2, q, st, b0, b1, acc); break;
-            default: i16_rows4w(xg, sg, k, 1, q, st, b0, b1, acc); break;
+                Q8_ROWS4W(8);
+                Q8_ROWS4W(7);
+                Q8_ROWS4W(6);
+                Q8_ROWS4W(5);
+                Q8_ROWS4W(4);
+                Q8_ROWS4W(3);
+                Q8_ROWS4W(2);
+                Q8_ROWS4W(1);
             }
+#undef Q8_ROWS4W
         }
         for (int i = 0; i < mm; i++) {
             float lanes[16];
             _mm512_storeu_ps(lanes, acc[i]);
-            float *yr = y + (size_t)(r0 + i) * ldy + j0;
-            for (int c = 0; c < 4; c++) {
+            float *yr = y + (size_t)(r0 + i) * ldy;
+            for (int c = 0; c < nw; c++) {
                 const float v = (lanes[4 * c] + lanes[4 * c + 1]) + (lanes[4 * c + 2] + lanes[4 * c + 3]);
-                yr[c] = accumulate ? yr[c] + alpha * v : alpha * v;
+                yr[rows[c]] = accumulate ? yr[rows[c]] + alpha * v : alpha * v;
             }
         }
     }
 }
+
+/* y[r][j] = alpha x_r . w[j] (+ y[r][j] if accumulate) for j in [j_lo,
+ * j_hi) (kern.h gemm_q8_i8_rows). */
+static void k_gemm_q8_i8_rows(const int8_t *xq, const float *xs, const int32_t *xc, int m,
+                              const struct wmat *w, int j_lo, int j_hi, float *y, int ldy, float alpha,
+                              int accumulate) {
+    const int k = w->k;
+    for (int j = j_lo; j < j_hi; j += 4) {
+        const int nw = j_hi - j < 4 ? j_hi - j : 4;
+        int rows[4];
+        for (int c = 0; c < 4; c++)
+            rows[c] = c < nw ? j + c : j_hi - 1;
+        const int8_t *next = (const int8_t *)w->data + (size_t)(j + 4 < j_hi ? j + 4 : j) * k;
+        q8_group4w(xq, xs, xc, m, w, rows, nw, next, y, ldy, alpha, accumulate);
+    }
+}
+#define K_GEMM_Q8_I8_ROWS k_gemm_q8_i8_rows
 #define I16_WROWS 4
 #elif defined(__AVX2__)
 #define I16_GROUP 4
@@ -769,7 +870,7 @@ static inline void i16_rows(const int16_t *xq, const float *xs, int k, int mm, c
  * 2^24), then one multiply by the two scales' product.  Decode's kernel:
  * half the instructions of widening each weight to f32, which is what kept
  * that path off the memory bandwidth.  With AVX-512 VNNI, groups of 4 W
- * rows go through i16_group4w (one dot product per block and row of x
+ * rows go through q8_group4w (one dot product per block and row of x
  * instead of three instructions) and the rest one W row at a time; either
  * way each W row's blocks are widened once per group of rows of x, and a
  * row's sum takes the same steps whatever rows are batched with it, so
@@ -783,8 +884,11 @@ static void k_gemm_q8_i16_rows(const int16_t *xq, const float *xs, int m, const 
 #ifdef I16_WROWS
     /* whole groups of 4 W rows (the pool's slices start at multiples of 16,
      * so which rows go this way depends on neither m nor the threads) */
-    for (; j + I16_WROWS <= j_hi; j += I16_WROWS)
-        i16_group4w(xq, xs, m, w, j, y, ldy, alpha, accumulate);
+    for (; j + I16_WROWS <= j_hi; j += I16_WROWS) {
+        const int rows[4] = {j, j + 1, j + 2, j + 3};
+        q8_group4w(xq, xs, NULL, m, w, rows, 4, (const int8_t *)w->data + (size_t)(j + 4) * k, y, ldy, alpha,
+                   accumulate);
+    }
 #endif
     for (; j < j_hi; j++) {
         const int8_t *q = (const int8_t *)w->data + (size_t)j * k;
@@ -1083,6 +1187,9 @@ static void k_gemm_bf16_dot(const uint16_t *xb, int m, const struct wmat *w, int
 #define K_BF16_DOT    NULL
 #define K_BF16_PACK_X NULL
 #endif
+#ifndef K_GEMM_Q8_I8_ROWS
+#define K_GEMM_Q8_I8_ROWS NULL
+#endif
 
 /* ---- many rows against stored weights: widened panels, register tiles ---- */
 
@@ -1226,6 +1333,7 @@ const struct kern KERN_TABLE = {
     .gemm_nt_panel_w = k_gemm_nt_panel_w,
     .gemm_q8_i16_rows = k_gemm_q8_i16_rows,
     .i16_max_m = KERN_I16_MAX_M,
+    .gemm_q8_i8_rows = K_GEMM_Q8_I8_ROWS,
     .bf16_pack_x = K_BF16_PACK_X,
     .gemm_bf16_dot = K_BF16_DOT,
 };

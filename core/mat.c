@@ -41,17 +41,30 @@ struct wpanel {
 static struct wpanel *g_panels;
 static int g_n_panels;
 
-/* The int16 rows of mat_gemm_w's 1 to i16_max_m rows against q8_0
- * (kern gemm_q8_i16_rows): owned by the pool's one compute thread, grown
- * once. */
+/* mat_set_q8_act */
+static int g_q8_int8;
+
+int mat_set_q8_act(const char *name) {
+    if (strcmp(name, "int16") && strcmp(name, "int8")) return -1;
+    g_q8_int8 = !strcmp(name, "int8");
+    return 0;
+}
+
+const char *mat_q8_act(void) { return g_q8_int8 && g_kern && g_kern->gemm_q8_i8_rows ? "int8" : "int16"; }
+
+/* The integer rows of mat_gemm_w's 1 to i16_max_m rows against q8_0: int16
+ * (kern gemm_q8_i16_rows) or, with mat_set_q8_act("int8"), int8 and their
+ * lane corrections (gemm_q8_i8_rows).  Owned by the pool's one compute
+ * thread, grown once. */
 static struct {
-    int16_t *q;
-    float *s;
+    void *q;    /* int16_t or int8_t values: 2 bytes each, room for either */
+    float *s;   /* a scale per block */
+    int32_t *c; /* int8: 4 lane corrections per block */
     size_t cap; /* values */
-} g_i16;
+} g_irows;
 
 /* mat_gemm_w's rows rounded to bf16 for kern gemm_bf16_dot: the same owner
- * as g_i16. */
+ * as g_irows. */
 static struct {
     uint16_t *x;
     size_t cap; /* values */
@@ -92,11 +105,13 @@ void mat_shutdown(void) {
     free(g_bf16.x);
     g_bf16.x = NULL;
     g_bf16.cap = 0;
-    free(g_i16.q);
-    free(g_i16.s);
-    g_i16.q = NULL;
-    g_i16.s = NULL;
-    g_i16.cap = 0;
+    free(g_irows.q);
+    free(g_irows.s);
+    free(g_irows.c);
+    g_irows.q = NULL;
+    g_irows.s = NULL;
+    g_irows.c = NULL;
+    g_irows.cap = 0;
 }
 
 int mat_threads(void) { return g_threads; }
@@ -240,20 +255,25 @@ static void wrows_task(void *ctx, int task, int thread) {
  * docs/ARCHITECTURE.md. */
 #define MAT_I16_MAX_K 32768
 
-struct wgemm_i16_job {
-    const int16_t *xq;
+struct wgemm_int_job {
+    const void *xq; /* int16_t, or int8_t with xc */
     const float *xs;
+    const int32_t *xc;
     const struct wmat *w;
     float *y;
     float alpha;
     int m, ldy, accumulate, step;
 };
 
-static void wgemm_i16_task(void *ctx, int task, int thread) {
+static void wgemm_int_task(void *ctx, int task, int thread) {
     (void)thread;
-    const struct wgemm_i16_job *j = ctx;
+    const struct wgemm_int_job *j = ctx;
     int lo = task * j->step, hi = lo + j->step > j->w->n ? j->w->n : lo + j->step;
-    g_kern->gemm_q8_i16_rows(j->xq, j->xs, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate);
+    if (j->xc)
+        g_kern->gemm_q8_i8_rows(j->xq, j->xs, j->xc, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha,
+                                j->accumulate);
+    else
+        g_kern->gemm_q8_i16_rows(j->xq, j->xs, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate);
 }
 
 /* Without memory for a panel: the few-row kernel, 16 rows at a time, on W
@@ -377,7 +397,7 @@ static enum wpath wpath_of(int m, const struct wmat *w) {
 const char *mat_gemm_w_kernel(int m, const struct wmat *w) {
     switch (wpath_of(m, w)) {
     case WP_MAT_GEMM: return m == 1 ? "sgemv" : "sgemm";
-    case WP_I16: return "int16 rows";
+    case WP_I16: return g_q8_int8 && g_kern->gemm_q8_i8_rows ? "int8 rows" : "int16 rows";
     case WP_TILES: return w->type == WMAT_F32 ? "4x3 tiles" : "panel, 4x3 tiles";
     case WP_FEW_ROWS: return "few-row";
     case WP_PANEL_SGEMM: return "panel, sgemm";
@@ -386,24 +406,33 @@ const char *mat_gemm_w_kernel(int m, const struct wmat *w) {
     return "?";
 }
 
-/* The int16 path: every row rounded to int16 blocks in g_i16, then kern
- * gemm_q8_i16_rows.  0, or -1 without memory for the rows. */
-static int gemm_w_i16(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate,
-                      float *y, int ldy) {
-    const size_t need = (size_t)m * (size_t)w->k;
-    if (g_i16.cap < need) {
-        free(g_i16.q);
-        free(g_i16.s);
-        g_i16.q = malloc(need * sizeof *g_i16.q);
-        g_i16.s = malloc(need / WMAT_Q8_BLOCK * sizeof *g_i16.s);
-        g_i16.cap = g_i16.q && g_i16.s ? need : 0;
+/* The integer path: every row rounded to int16 blocks (int8 with their
+ * lane corrections when int8) in g_irows, then kern gemm_q8_i16_rows
+ * (gemm_q8_i8_rows).  0, or -1 without memory for the rows. */
+static int gemm_w_int(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate,
+                      float *y, int ldy, int int8) {
+    const size_t need = (size_t)m * (size_t)w->k, nb = (size_t)w->k / WMAT_Q8_BLOCK;
+    if (g_irows.cap < need) {
+        free(g_irows.q);
+        free(g_irows.s);
+        free(g_irows.c);
+        g_irows.q = malloc(need * sizeof(int16_t));
+        g_irows.s = malloc(need / WMAT_Q8_BLOCK * sizeof *g_irows.s);
+        g_irows.c = malloc(need / WMAT_Q8_BLOCK * 4 * sizeof *g_irows.c);
+        g_irows.cap = g_irows.q && g_irows.s && g_irows.c ? need : 0;
     }
-    if (g_i16.cap < need) return -1;
-    for (int r = 0; r < m; r++)
-        wmat_i16_quantize_row(x + (size_t)r * ldx, w->k, g_i16.q + (size_t)r * w->k,
-                              g_i16.s + (size_t)r * (w->k / WMAT_Q8_BLOCK));
-    struct wgemm_i16_job g = {.xq = g_i16.q,
-                              .xs = g_i16.s,
+    if (g_irows.cap < need) return -1;
+    for (int r = 0; r < m; r++) {
+        const float *xr = x + (size_t)r * ldx;
+        if (int8)
+            wmat_i8_quantize_row(xr, w->k, (int8_t *)g_irows.q + r * (size_t)w->k, g_irows.s + r * nb,
+                                 g_irows.c + r * nb * 4);
+        else
+            wmat_i16_quantize_row(xr, w->k, (int16_t *)g_irows.q + r * (size_t)w->k, g_irows.s + r * nb);
+    }
+    struct wgemm_int_job g = {.xq = g_irows.q,
+                              .xs = g_irows.s,
+                              .xc = int8 ? g_irows.c : NULL,
                               .w = w,
                               .y = y,
                               .alpha = alpha,
@@ -411,7 +440,7 @@ static int gemm_w_i16(int m, float alpha, const float *x, int ldx, const struct 
                               .ldy = ldy,
                               .accumulate = accumulate};
     g.step = slice_len(w->n, 16);
-    pool_for(g_pool, (w->n + g.step - 1) / g.step, wgemm_i16_task, &g);
+    pool_for(g_pool, (w->n + g.step - 1) / g.step, wgemm_int_task, &g);
     return 0;
 }
 
@@ -455,8 +484,9 @@ void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *
             m <= KERN_PANEL_MAX_M && w->k % 8 == 0 ? WP_TILES : WP_PANEL_SGEMM; /* no memory for the rows */
     }
     if (path == WP_I16) {
-        if (gemm_w_i16(m, alpha, x, ldx, w, accumulate, y, ldy) == 0) return;
-        path = WP_FEW_ROWS; /* no memory for the int16 rows: widen in registers (m <= 16) */
+        if (gemm_w_int(m, alpha, x, ldx, w, accumulate, y, ldy, g_q8_int8 && g_kern->gemm_q8_i8_rows) == 0)
+            return;
+        path = WP_FEW_ROWS; /* no memory for the integer rows: widen in registers (m <= 16) */
     }
     struct wgemm_job j = {.x = x, .ldx = ldx, .m = m, .ldy = ldy, .accumulate = accumulate, .alpha = alpha,
                           .w = w, .y = y};

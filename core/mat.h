@@ -49,7 +49,8 @@ void mat_blas_threads(int n);
  * y[m, n] = alpha x[m, k] . W^T (+ y when accumulate), row strides ldx, ldy.
  * 1 to the table's i16_max_m rows against q8_0 are quantized to int16
  * blocks and multiplied by integer dot products (kern gemm_q8_i16_rows: a
- * row gets the same bits alone or batched); where the CPU has AVX512-BF16,
+ * row gets the same bits alone or batched; with mat_set_q8_act("int8"),
+ * int8 blocks and kern gemm_q8_i8_rows, the same way); where the CPU has AVX512-BF16,
  * 2 to 64 rows against BF16 (and q8_0 past i16_max_m) are rounded to bf16
  * for kern gemm_bf16_dot; otherwise 2 to 7 rows against BF16 widen W in
  * registers (kern gemm_nt_rows_w) and up to 64 rows widen blocks of 6 W
@@ -61,6 +62,17 @@ void mat_blas_threads(int n);
  * the work instead. */
 void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate, float *y,
                 int ldy);
+/* The rows of x against q8_0 weights on the integer path: "int16" (the
+ * default: 15 bits of each value per block of 32, which adds nothing
+ * measurable to the weights' own rounding) or "int8" (kern
+ * gemm_q8_i8_rows, 7 bits per block as llama.cpp's q8_0 rows: 1.3-1.4x
+ * the int16 kernel's multiply-adds, where the table has it: AVX-512
+ * VNNI).  mat_set_q8_act: 0, or -1 for another name; the environment's
+ * FLAMINGO_Q8_ACT sets it for the flamingo binary (cli/main.c).
+ * mat_q8_act: the one in use, "int8" only where the table has that
+ * kernel. */
+int mat_set_q8_act(const char *name);
+const char *mat_q8_act(void);
 /* The name of the kernel mat_gemm_w runs for m rows against w (for
  * `flamingo bench --synthetic gemm`). */
 const char *mat_gemm_w_kernel(int m, const struct wmat *w);

@@ -71,30 +71,50 @@ void wmat_q8_quantize_row(const float *w, int k, int8_t *q, uint16_t *scale) {
     }
 }
 
+/* One block of an activation row as integers of at most top in magnitude:
+ * r[t] = rint(x[t] / s) with s = max |x| / top, returned; a block holding
+ * an inf or a NaN gives a NaN scale and r all 0 (so NaN comes out, as from
+ * f32).  No libm calls: this runs per decoded row. */
+static float act_block(const float *xb, float top, float r[WMAT_Q8_BLOCK]) {
+    float amax = 0;
+    int bad = 0;
+    for (int t = 0; t < WMAT_Q8_BLOCK; t++) {
+        const float a = fabsf(xb[t]);
+        amax = a > amax ? a : amax;
+        bad |= !(a <= FLT_MAX);
+    }
+    if (bad) {
+        memset(r, 0, WMAT_Q8_BLOCK * sizeof *r);
+        return NAN;
+    }
+    const float s = amax / top;
+    for (int t = 0; t < WMAT_Q8_BLOCK; t++) {
+        /* |x / s| <= top: adding and taking away 1.5 x 2^23 rounds it to
+         * the nearest integer, ties to even, as nearbyintf does */
+        const float v = s > 0 ? (xb[t] / s + 12582912.0f) - 12582912.0f : 0.0f;
+        r[t] = v > top ? top : v < -top ? -top : v;
+    }
+    return s;
+}
+
 void wmat_i16_quantize_row(const float *x, int k, int16_t *q, float *scale) {
+    float r[WMAT_Q8_BLOCK];
     for (int b = 0; b < k / WMAT_Q8_BLOCK; b++) {
-        const float *xb = x + (size_t)b * WMAT_Q8_BLOCK;
-        int16_t *qb = q + (size_t)b * WMAT_Q8_BLOCK;
-        float amax = 0;
-        int bad = 0;
-        for (int t = 0; t < WMAT_Q8_BLOCK; t++) { /* no libm calls: this runs per decoded row */
-            const float a = fabsf(xb[t]);
-            amax = a > amax ? a : amax;
-            bad |= !(a <= FLT_MAX);
-        }
-        if (bad) { /* inf or NaN in the block: NaN comes out, as from f32 */
-            scale[b] = NAN;
-            memset(qb, 0, WMAT_Q8_BLOCK * sizeof *qb);
-            continue;
-        }
-        const float s = amax / 32767.0f;
-        scale[b] = s;
+        scale[b] = act_block(x + (size_t)b * WMAT_Q8_BLOCK, 32767.0f, r);
+        for (int t = 0; t < WMAT_Q8_BLOCK; t++)
+            q[(size_t)b * WMAT_Q8_BLOCK + t] = (int16_t)r[t];
+    }
+}
+
+void wmat_i8_quantize_row(const float *x, int k, int8_t *q, float *scale, int32_t *corr) {
+    float r[WMAT_Q8_BLOCK];
+    for (int b = 0; b < k / WMAT_Q8_BLOCK; b++) {
+        int32_t *cb = corr + (size_t)b * 4;
+        scale[b] = act_block(x + (size_t)b * WMAT_Q8_BLOCK, 127.0f, r);
+        memset(cb, 0, 4 * sizeof *cb);
         for (int t = 0; t < WMAT_Q8_BLOCK; t++) {
-            /* |x / s| <= 32767: adding and taking away 1.5 x 2^23 rounds it
-             * to the nearest integer, ties to even, as nearbyintf does */
-            float r = s > 0 ? (xb[t] / s + 12582912.0f) - 12582912.0f : 0.0f;
-            r = r > 32767.0f ? 32767.0f : r < -32767.0f ? -32767.0f : r;
-            qb[t] = (int16_t)r;
+            q[(size_t)b * WMAT_Q8_BLOCK + t] = (int8_t)r[t];
+            cb[(t / 4) % 4] -= 128 * (int32_t)r[t];
         }
     }
 }

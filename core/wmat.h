@@ -75,6 +75,13 @@ void wmat_q8_quantize_row(const float *w, int k, int8_t *q, uint16_t *scale);
  * every value is kept to 2^-16 of its block's largest. */
 void wmat_i16_quantize_row(const float *x, int k, int16_t *q, float *scale);
 
+/* An activation row for the q8_0 kernel with 8-bit products (AVX-512
+ * VNNI's vpdpbusd): per block of 32, scale[b] = max |x| / 127 and q =
+ * rint(x / scale), and corr[4 b + i] = -128 times the sum of q over the
+ * block's values t with (t / 4) % 4 == i (what the kernel's unsigned
+ * weights, w + 128, add to each of its lanes). */
+void wmat_i8_quantize_row(const float *x, int k, int8_t *q, float *scale, int32_t *corr);
+
 /* Rows [r0, r1) of w as f32, dst[(r1 - r0)][k] (any type). */
 void wmat_rows_f32(const struct wmat *w, int r0, int r1, float *dst);
 

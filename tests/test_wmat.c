@@ -97,6 +97,67 @@ static void i16_rows_of(const float *x, int m, int k, int16_t *xq, float *xs, fl
     }
 }
 
+/* The same for the int8 kernel (wmat_i8_quantize_row: xq, xs, the lane
+ * corrections xc). */
+static void i8_rows_of(const float *x, int m, int k, int8_t *xq, float *xs, int32_t *xc, float *xd) {
+    for (int r = 0; r < m; r++) {
+        wmat_i8_quantize_row(x + (size_t)r * k, k, xq + (size_t)r * k, xs + (size_t)r * (k / 32),
+                             xc + (size_t)r * (k / 32) * 4);
+        for (int t = 0; t < k; t++)
+            xd[(size_t)r * k + t] = (float)xq[(size_t)r * k + t] * xs[(size_t)r * (k / 32) + t / 32];
+    }
+}
+
+/* The int8 kernel of every table that has one, on W rows [j_lo, n) of an
+ * n-row W (j_lo > 0: columns before it untouched): within 1e-5 of the
+ * double loop on the int8 rows (want: their reference), and each row of
+ * the m alone bit for bit as in the batch.  Returns the failures. */
+static int check_i8_kernel(const struct wmat *w, int m, const int8_t *xq, const float *xs, const int32_t *xc,
+                           const float *y0, const double *want, float alpha, int acc, int *cases) {
+    const struct kern *tables[4];
+    const int n_tables = kern_tables(tables), n = w->n, k = w->k, nb = k / 32;
+    float *y = malloc((size_t)m * n * sizeof *y), *y1 = malloc((size_t)n * sizeof *y1);
+    int fails = 0;
+    for (int t = 0; t < n_tables; t++) {
+        if (!tables[t]->gemm_q8_i8_rows) continue;
+        for (int j_lo = 0; j_lo <= 2 && j_lo < n; j_lo += 2) {
+            memcpy(y, y0, (size_t)m * n * sizeof *y);
+            tables[t]->gemm_q8_i8_rows(xq, xs, xc, m, w, j_lo, n, y, n, alpha, acc);
+            int bad = 0;
+            for (int r = 0; r < m; r++)
+                for (int j = 0; j < j_lo; j++) {
+                    bad |= y[(size_t)r * n + j] != y0[(size_t)r * n + j];
+                    y[(size_t)r * n + j] = (float)want[(size_t)r * n + j];
+                }
+            (*cases)++;
+            if (bad || !(max_rel(y, want, (size_t)m * n) < 1e-5)) {
+                fails++;
+                fprintf(stderr, "i8 rows: table %s m %d n %d k %d j_lo %d: %g%s\n", tables[t]->name, m, n, k,
+                        j_lo, max_rel(y, want, (size_t)m * n), bad ? ", columns before j_lo written" : "");
+            }
+        }
+        memcpy(y, y0, (size_t)m * n * sizeof *y);
+        tables[t]->gemm_q8_i8_rows(xq, xs, xc, m, w, 0, n, y, n, alpha, acc);
+        for (int r = 0; r < m; r++) { /* each row exactly what it gives alone, and in a sub-range */
+            memcpy(y1, y0 + (size_t)r * n, (size_t)n * sizeof *y1);
+            tables[t]->gemm_q8_i8_rows(xq + (size_t)r * k, xs + (size_t)r * nb, xc + (size_t)r * nb * 4, 1, w,
+                                       0, n, y1, n, alpha, acc);
+            if (n > 5 && !acc) /* rows 3.. again, grouped 3-6, 7-10, ...: the same bits */
+                tables[t]->gemm_q8_i8_rows(xq + (size_t)r * k, xs + (size_t)r * nb, xc + (size_t)r * nb * 4,
+                                           1, w, 3, n - 1, y1, n, alpha, 0);
+            (*cases)++;
+            if (memcmp(y1, y + (size_t)r * n, (size_t)n * sizeof *y1) != 0) {
+                fails++;
+                fprintf(stderr, "i8 rows: table %s m %d n %d k %d row %d differs from the row alone\n",
+                        tables[t]->name, m, n, k, r);
+            }
+        }
+    }
+    free(y);
+    free(y1);
+    return fails;
+}
+
 static void check_products(void) {
     static const int ms[] = {1, 2, 5, 8, 11, 13, 16, 17, 32, 40, 64};
     static const int ns[] = {1, 37, 130};
@@ -132,7 +193,13 @@ static void check_products(void) {
                     int16_t *xq = malloc((size_t)m * k * sizeof *xq);
                     float *xs = malloc((size_t)m * (k / 32 + 1) * sizeof *xs),
                           *xd = malloc((size_t)m * k * sizeof *xd);
+                    int8_t *xq8 = malloc((size_t)m * k);
+                    float *xs8 = malloc((size_t)m * (k / 32 + 1) * sizeof *xs8),
+                          *xd8 = malloc((size_t)m * k * sizeof *xd8);
+                    int32_t *xc8 = malloc((size_t)m * (k / 32 + 1) * 4 * sizeof *xc8);
+                    double *want8 = malloc((size_t)m * n * sizeof *want8);
                     if (i16) i16_rows_of(x, m, k, xq, xs, xd);
+                    if (i16) i8_rows_of(x, m, k, xq8, xs8, xc8, xd8);
                     for (int acc = 0; acc < 2; acc++) {
                         const float alpha = acc ? 0.37f : 1.0f;
                         reference(x, m, &w, alpha, acc ? y0 : NULL, want);
@@ -166,6 +233,10 @@ static void check_products(void) {
                                 if (bad || !(max_rel(y, want, (size_t)m * n) < 1e-5)) fails++;
                             }
                         free(panel);
+                        if (i16) {
+                            reference(xd8, m, &w, alpha, acc ? y0 : NULL, want8);
+                            fails += check_i8_kernel(&w, m, xq8, xs8, xc8, y0, want8, alpha, acc, &cases);
+                        }
                         if (i16) reference(xd, m, &w, alpha, acc ? y0 : NULL, want);
                         double *want_pool = want;
                         if (i16 && !pool_i16) { /* mat_gemm_w widens: the f32 x's reference */
@@ -243,23 +314,38 @@ static void check_products(void) {
                             }
                             free(y1);
                         }
-                        /* through the pool: the int16 (q8_0), few-row, panel and many-row paths */
-                        for (int threads = 1; threads <= 3; threads += 2) {
-                            CHECK(mat_init(threads) == 0);
-                            memcpy(y, y0, (size_t)m * n * sizeof *y);
-                            mat_gemm_w(m, alpha, x, k, &w, acc, y, n);
-                            cases++;
-                            if (!(max_rel(y, want_pool, (size_t)m * n) < 1e-5)) {
-                                fails++;
-                                fprintf(stderr, "pool: type %d m %d n %d k %d threads %d: %g\n", type, m, n,
-                                        k, threads, max_rel(y, want_pool, (size_t)m * n));
+                        /* through the pool: the int16 (q8_0), few-row, panel and many-row paths,
+                         * and the int8 rows where the table has them */
+                        for (int threads = 1; threads <= 3; threads += 2)
+                            for (int a8 = 0; a8 < 2; a8++) {
+                                CHECK(mat_init(threads) == 0);
+                                CHECK(mat_set_q8_act(a8 ? "int8" : "int16") == 0);
+                                const int pool_i8 = strcmp(mat_gemm_w_kernel(m, &w), "int8 rows") == 0;
+                                CHECK(pool_i8 == (pool_i16 && a8 && kern_best()->gemm_q8_i8_rows));
+                                CHECK(!strcmp(mat_q8_act(),
+                                              a8 && kern_best()->gemm_q8_i8_rows ? "int8" : "int16"));
+                                memcpy(y, y0, (size_t)m * n * sizeof *y);
+                                mat_gemm_w(m, alpha, x, k, &w, acc, y, n);
+                                mat_set_q8_act("int16");
+                                const double *wp = pool_i8 ? want8 : want_pool;
+                                cases++;
+                                if (!(max_rel(y, wp, (size_t)m * n) < 1e-5)) {
+                                    fails++;
+                                    fprintf(stderr, "pool: type %d m %d n %d k %d threads %d%s: %g\n", type,
+                                            m, n, k, threads, pool_i8 ? " int8" : "",
+                                            max_rel(y, wp, (size_t)m * n));
+                                }
                             }
-                        }
                         if (want_pool != want) free(want_pool);
                     }
                     free(xq);
                     free(xs);
                     free(xd);
+                    free(xq8);
+                    free(xs8);
+                    free(xd8);
+                    free(xc8);
+                    free(want8);
                     free(x);
                     free(y0);
                     free(y);
@@ -305,6 +391,19 @@ static void check_i16_long_rows(void) {
         double *want = malloc((size_t)m * N * sizeof *want);
         for (size_t i = 0; i < (size_t)m * K; i++)
             x[i] = frand();
+        { /* the int8 kernel on the same rows */
+            int8_t *xq8 = malloc((size_t)m * K);
+            int32_t *xc8 = malloc((size_t)m * (K / 32) * 4 * sizeof *xc8);
+            float *y0 = calloc((size_t)m * N, sizeof *y0);
+            int cases = 0;
+            i8_rows_of(x, m, K, xq8, xs, xc8, xd);
+            reference(xd, m, &w, 1.0f, NULL, want);
+            bad += check_i8_kernel(&w, m, xq8, xs, xc8, y0, want, 1.0f, 0, &cases);
+            CHECK(cases > 0 || !kern_best()->gemm_q8_i8_rows);
+            free(xq8);
+            free(xc8);
+            free(y0);
+        }
         i16_rows_of(x, m, K, xq, xs, xd);
         reference(xd, m, &w, 1.0f, NULL, want);
         for (int t = 0; t < n_tables; t++) {
@@ -332,34 +431,48 @@ static void check_i16_long_rows(void) {
     free(wf);
 }
 
-/* The activation quantizer of the q8_0 decode kernel: scale = block max /
- * 32767, every value within half a step, a zero block all zeros, a NaN or
- * an inf in a block a NaN scale (so the product is NaN, as in f32). */
-static void check_i16_quantizer(void) {
+/* The activation quantizers of the q8_0 kernels, int16 (top 32767) and
+ * int8 (top 127): scale = block max / top, every value within half a step
+ * and at most top, a zero block all zeros, a NaN or an inf in a block a
+ * NaN scale (so the product is NaN, as in f32); and int8's lane
+ * corrections, -128 x the sums of their values. */
+static void check_act_quantizers(void) {
     enum { K = 32 * 6 };
     float x[K], xs[K / 32];
-    int16_t q[K];
+    int16_t q16[K];
+    int8_t q8[K];
+    int32_t c[K / 32 * 4];
     for (int t = 0; t < K; t++)
         x[t] = frand() * (t < 32 ? 1e-30f : t < 64 ? 1e4f : 1.0f);
     for (int t = 64; t < 96; t++)
         x[t] = 0;
     x[100] = NAN;
     x[140] = -INFINITY;
-    wmat_i16_quantize_row(x, K, q, xs);
     int bad = 0;
-    for (int b = 0; b < K / 32; b++) {
-        if (b == 3 || b == 4) {
-            bad += !isnan(xs[b]);
-            continue;
-        }
-        float amax = 0;
-        for (int t = 0; t < 32; t++)
-            amax = fmaxf(amax, fabsf(x[b * 32 + t]));
-        bad += xs[b] != amax / 32767.0f;
-        for (int t = 0; t < 32; t++) {
-            const float back = (float)q[b * 32 + t] * xs[b];
-            bad += !(fabsf(back - x[b * 32 + t]) <= 0.5f * xs[b] * (1 + 1e-5f));
-            bad += b == 2 && q[b * 32 + t] != 0;
+    for (int int8 = 0; int8 < 2; int8++) {
+        const float top = int8 ? 127.0f : 32767.0f;
+        if (int8)
+            wmat_i8_quantize_row(x, K, q8, xs, c);
+        else
+            wmat_i16_quantize_row(x, K, q16, xs);
+        for (int b = 0; b < K / 32; b++) {
+            if (b == 3 || b == 4) {
+                bad += !isnan(xs[b]);
+                continue;
+            }
+            float amax = 0;
+            for (int t = 0; t < 32; t++)
+                amax = fmaxf(amax, fabsf(x[b * 32 + t]));
+            bad += xs[b] != amax / top;
+            int32_t lane[4] = {0};
+            for (int t = 0; t < 32; t++) {
+                const int q = int8 ? q8[b * 32 + t] : q16[b * 32 + t];
+                bad += !(fabsf((float)q * xs[b] - x[b * 32 + t]) <= 0.5f * xs[b] * (1 + 1e-5f));
+                bad += (b == 2 && q != 0) + (abs(q) > (int)top);
+                lane[(t % 16) / 4] -= 128 * q;
+            }
+            for (int i = 0; int8 && i < 4; i++)
+                bad += c[b * 4 + i] != lane[i];
         }
     }
     CHECK_INT(bad, 0);
@@ -393,7 +506,7 @@ int main(void) {
     test_f16();
     test_quantizer();
     check_products();
-    check_i16_quantizer();
+    check_act_quantizers();
     check_i16_long_rows();
     check_quantization_error();
     mat_shutdown();

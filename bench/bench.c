@@ -414,7 +414,8 @@ static int bench_of3b(int json, enum wmat_type type) {
     double dec_ratio = lm_bytes * dec1 * 1e-9 / bw;
     if (json) {
         printf("{\"model\": \"openflamingo-3b\", \"dtype\": \"%s\", \"threads\": %d, \"kernels\": \"%s\", "
-               "\"blas_core\": \"%s\", \"sgemm_gflops\": %.1f, \"mem_bw_gbs\": %.1f, \"lm_params\": %.0f, "
+               "\"q8_act\": \"%s\", \"blas_core\": \"%s\", \"sgemm_gflops\": %.1f, \"mem_bw_gbs\": %.1f, "
+               "\"lm_params\": %.0f, "
                "\"vision_ms_b1\": %.1f, \"vision_ms_b8\": %.1f, \"vision_ratio_b1\": %.3f, "
                "\"vision_ratio_b8\": %.3f, "
                "\"perceiver_ms\": %.2f, \"prefill_tps_64\": %.2f, \"prefill_ratio_64\": %.3f, "
@@ -423,14 +424,15 @@ static int bench_of3b(int json, enum wmat_type type) {
                "%.3f, "
                "\"ttft_new_ms\": %.1f, \"ttft_cached_image_ms\": %.1f, \"ttft_cached_ms\": %.1f, "
                "\"peak_rss_mb\": %.0f}\n",
-               dtype, mat_threads(), mat_kernels(), blas_core_name(), gemm, bw, lm_params, vis1 * 1e3,
-               vis8 * 1e3, vis_ratio1, vis_ratio8, perc * 1e3, N64 / pre64, pre64_ratio, N512 / pre512,
-               pre512_ratio, dec1, dec_ratio, dec_n[0], dec_n[1], dec_n[2], ttft_new * 1e3, ttft_image * 1e3,
-               ttft_cached * 1e3, rss_mb);
+               dtype, mat_threads(), mat_kernels(), mat_q8_act(), blas_core_name(), gemm, bw, lm_params,
+               vis1 * 1e3, vis8 * 1e3, vis_ratio1, vis_ratio8, perc * 1e3, N64 / pre64, pre64_ratio,
+               N512 / pre512, pre512_ratio, dec1, dec_ratio, dec_n[0], dec_n[1], dec_n[2], ttft_new * 1e3,
+               ttft_image * 1e3, ttft_cached * 1e3, rss_mb);
     } else {
-        printf(
-            "machine    sgemm %.1f GFLOP/s (OpenBLAS %s), memory read %.1f GB/s (%d threads; kernels %s)\n",
-            gemm, blas_core_name(), bw, mat_threads(), mat_kernels());
+        printf("machine    sgemm %.1f GFLOP/s (OpenBLAS %s), memory read %.1f GB/s (%d threads; kernels %s, "
+               "q8_0 rows "
+               "%s)\n",
+               gemm, blas_core_name(), bw, mat_threads(), mat_kernels(), mat_q8_act());
         printf("model      OpenFlamingo-3B, %s: language side %.2f B parameters (%.1f GB)\n", dtype,
                lm_params * 1e-9, lm_bytes * 1e-9);
         printf("vision     %8.1f ms/image at batch 1 (%4.1f%% of sgemm), %8.1f at batch 8 (%4.1f%%)\n", vis1 * 1e3,
@@ -470,6 +472,11 @@ done:
 static int bench_quality(int json, enum wmat_type type) {
     enum { NS = 4, NT = 512, NIMG = 4 };
     enum { NM = 3 }; /* f32 (the reference), type, f32 holding type's values */
+    /* rows per forward pass: 16 (a follow-up question, a batch of decoded
+     * sequences) takes the kernels decode takes (q8_0: the int16 or int8
+     * rows, mat_q8_act; BF16: the bf16 dot product where the CPU has it),
+     * not the f32 panels of long prompts */
+    enum { QROWS = 16 };
     struct fl_err err = {0};
     struct fl_config cfg;
     const struct fl_config *c = &cfg;
@@ -514,7 +521,8 @@ static int bench_quality(int json, enum wmat_type type) {
             (rc = st_open_memory(buf, len, "synthetic-openflamingo-3b", &f, &err)) < 0 ||
             (rc = cfg_parse(st_metadata(f, "config"), &lc, &err)) < 0 ||
             (rc = lm_load(f, &lc, &lm, &err)) < 0 || (rc = lm_media_init(lm, NIMG, &md, &err)) < 0 ||
-            (rc = lm_scratch_init(lm, 128, NT, &sc, &err)) < 0 || (rc = lm_seq_init(lm, NT, &seq, &err)) < 0)
+            (rc = lm_scratch_init(lm, QROWS, NT, &sc, &err)) < 0 ||
+            (rc = lm_seq_init(lm, NT, &seq, &err)) < 0)
             goto next;
         for (int i = 0; i < NIMG && rc >= 0; i++)
             rc = lm_media_add(lm, md, lat + i * lat1, &err);
@@ -552,15 +560,16 @@ static int bench_quality(int json, enum wmat_type type) {
         if (rc < 0) goto done;
     }
     if (json)
-        printf("{\"model\": \"openflamingo-3b\", \"dtype\": \"%s\", \"positions\": %ld, "
+        printf("{\"model\": \"openflamingo-3b\", \"dtype\": \"%s\", \"q8_act\": \"%s\", \"positions\": %ld, "
                "\"top1_agreement\": %.4f, \"max_logit_diff_of_range\": %.2e, "
                "\"storage_top1_agreement\": %.4f, \"storage_max_logit_diff_of_range\": %.2e}\n",
-               wmat_type_name(type), total, (double)agree[1] / total, worst[1], (double)agree[2] / total,
-               worst[2]);
+               wmat_type_name(type), mat_q8_act(), total, (double)agree[1] / total, worst[1],
+               (double)agree[2] / total, worst[2]);
     else {
-        printf("quality    %s against f32: the same next token at %ld of %ld positions (%.2f%%); "
-               "max |logit difference| %.2e of the logit range\n",
-               wmat_type_name(type), agree[1], total, 100.0 * agree[1] / total, worst[1]);
+        printf(
+            "quality    %s (q8_0 rows %s) against f32: the same next token at %ld of %ld positions (%.2f%%); "
+            "max |logit difference| %.2e of the logit range\n",
+            wmat_type_name(type), mat_q8_act(), agree[1], total, 100.0 * agree[1] / total, worst[1]);
         printf("quality    f32 kernels on the values %s stores: %ld of %ld (%.2f%%), max %.2e of the range "
                "(the storage's own cost)\n",
                wmat_type_name(type), agree[2], total, 100.0 * agree[2] / total, worst[2]);
@@ -589,13 +598,15 @@ static int bench_gemm(int json, enum wmat_type type) {
     const double bw = mem_bandwidth(mat_threads());
     int rc = 0;
     if (json)
-        printf("{\"model\": \"gemm\", \"dtype\": \"%s\", \"threads\": %d, \"kernels\": \"%s\", "
+        printf("{\"model\": \"gemm\", \"dtype\": \"%s\", \"threads\": %d, \"kernels\": \"%s\", \"q8_act\": "
+               "\"%s\", "
                "\"mem_bw_gbs\": %.1f, "
                "\"results\": [",
-               wmat_type_name(type), mat_threads(), mat_kernels(), bw);
+               wmat_type_name(type), mat_threads(), mat_kernels(), mat_q8_act(), bw);
     else
-        printf("machine    memory read %.1f GB/s (%d threads; kernels %s); weights %s, %d copies\n", bw,
-               mat_threads(), mat_kernels(), wmat_type_name(type), COPIES);
+        printf("machine    memory read %.1f GB/s (%d threads; kernels %s, q8_0 rows %s); weights %s, %d "
+               "copies\n",
+               bw, mat_threads(), mat_kernels(), mat_q8_act(), wmat_type_name(type), COPIES);
     for (int s = 0; s < 2 && rc == 0; s++) {
         const int n = shapes[s][0], k = shapes[s][1];
         struct wmat w[COPIES] = {{0}};

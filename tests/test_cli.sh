@@ -84,6 +84,14 @@ ok "$BIN" info $F/clip_gelu.safetensors
 n=$((n + 1))
 grep -q "vision      ViT 32x32 patch 8, width 48, 3 layers" "$tmp/out" || { echo "FAIL: info output"; fails=$((fails + 1)); }
 ok "$BIN" --version
+n=$((n + 1))
+grep -q "q8_0 rows int16$" "$tmp/out" || { echo "FAIL: --version: q8_0 rows"; fails=$((fails + 1)); }
+# FLAMINGO_Q8_ACT=int8: q8_0 rows through the int8 kernel where the CPU has it (AVX-512 VNNI)
+ok env FLAMINGO_Q8_ACT=int8 "$BIN" --version
+n=$((n + 1))
+if grep -q "^kernels avx512" "$tmp/out"; then want="q8_0 rows int8$"; else want="q8_0 rows int16$"; fi
+grep -q "$want" "$tmp/out" || { echo "FAIL: FLAMINGO_Q8_ACT=int8 --version: $want"; fails=$((fails + 1)); }
+expect 2 "FLAMINGO_Q8_ACT must be int16 or int8, not 'int4'" env FLAMINGO_Q8_ACT=int4 "$BIN" --version
 # the kernel benchmark runs and names the kernel mat_gemm_w picks (its
 # figures are not checked: benchmarks measure, tests do not)
 ok "$BIN" bench --synthetic gemm --dtype q8_0 --json -t 2
@@ -97,6 +105,7 @@ assert len(r) == 30, len(r)
 # kernel, more rows the bf16 kernel where the table has it, else the widened panel; past 64
 # rows (core/mat.c) the panel widened to f32 for sgemm
 more = "bf16 dot" if j["kernels"] == "avx512bf16" else "panel, 4x3 tiles"
+assert j["q8_act"] == "int16", j["q8_act"]
 for shape in {(e["n"], e["k"]) for e in r}:
     seen_more = False
     for e in sorted((e for e in r if (e["n"], e["k"]) == shape), key=lambda e: e["m"]):

@@ -739,8 +739,9 @@ static inline void q8_scales4(const struct wmat *w, const int rows[4], int b0, i
  * 16..31, each flipped to unsigned (w + 128); x's 16 values broadcast to
  * every lane.  Lane (c, i) then sums row c's products of values 4i..4i+3
  * and 16+4i..16+4i+3, plus 128 times x's sum over those, which xc[4b + i]
- * takes away by starting the sum there: exact int32 (|sum| < 2^18), to
- * float, times the rows' scales and x's scale.  rows: the 4 W rows (the
+ * takes away by starting the sum there: exact int32 (vpdpbusd does not
+ * saturate; every partial sum stays below 2^19, the final one below 2^17),
+ * to float exactly, times the rows' scales and x's scale.  rows: the 4 W rows (the
  * last repeated for a tail), so that every W row takes the same steps
  * whatever rows share its group: a row's result depends on neither m nor
  * the threads. */

@@ -50,7 +50,10 @@ int mat_set_q8_act(const char *name) {
     return 0;
 }
 
-const char *mat_q8_act(void) { return g_q8_int8 && g_kern && g_kern->gemm_q8_i8_rows ? "int8" : "int16"; }
+/* int8 rows asked for, and this table has their kernel */
+static int q8_int8_on(void) { return g_q8_int8 && g_kern && g_kern->gemm_q8_i8_rows; }
+
+const char *mat_q8_act(void) { return q8_int8_on() ? "int8" : "int16"; }
 
 /* The integer rows of mat_gemm_w's 1 to i16_max_m rows against q8_0: int16
  * (kern gemm_q8_i16_rows) or, with mat_set_q8_act("int8"), int8 and their
@@ -397,7 +400,7 @@ static enum wpath wpath_of(int m, const struct wmat *w) {
 const char *mat_gemm_w_kernel(int m, const struct wmat *w) {
     switch (wpath_of(m, w)) {
     case WP_MAT_GEMM: return m == 1 ? "sgemv" : "sgemm";
-    case WP_I16: return g_q8_int8 && g_kern->gemm_q8_i8_rows ? "int8 rows" : "int16 rows";
+    case WP_I16: return q8_int8_on() ? "int8 rows" : "int16 rows";
     case WP_TILES: return w->type == WMAT_F32 ? "4x3 tiles" : "panel, 4x3 tiles";
     case WP_FEW_ROWS: return "few-row";
     case WP_PANEL_SGEMM: return "panel, sgemm";
@@ -498,8 +501,7 @@ void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *
             m <= KERN_PANEL_MAX_M && w->k % 8 == 0 ? WP_TILES : WP_PANEL_SGEMM; /* no memory for the rows */
     }
     if (path == WP_I16) {
-        if (gemm_w_int(m, alpha, x, ldx, w, accumulate, y, ldy, g_q8_int8 && g_kern->gemm_q8_i8_rows) == 0)
-            return;
+        if (gemm_w_int(m, alpha, x, ldx, w, accumulate, y, ldy, q8_int8_on()) == 0) return;
         path = WP_FEW_ROWS; /* no memory for the integer rows: widen in registers (m <= 16) */
     }
     struct wgemm_job j = {.x = x, .ldx = ldx, .m = m, .ldy = ldy, .accumulate = accumulate, .alpha = alpha,

@@ -631,6 +631,13 @@ static inline __m512 q8_lanes_add(__m512i d, __m512 s, float xs, __m512 a) {
     return _mm512_fmadd_ps(_mm512_cvtepi32_ps(d), _mm512_mul_ps(s, _mm512_set1_ps(xs)), a);
 }
 
+/* A block's 4 W-row scales st4[0..3] (q8_scales4), each in the 4 lanes of
+ * its row's 128-bit lane. */
+static inline __m512 q8_scales_lanes(const float *st4) {
+    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
+    return _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(st4)));
+}
+
 /* The next 4 W rows, 128 bytes per block of 32 columns t: all of them by
  * the end of the row.  At k = 2048 the hardware's prefetchers lose 4
  * interleaved streams of 2 KB each (measured: one row of x ran up to 1.6x
@@ -659,7 +666,6 @@ static inline void q8_prefetch4(const int8_t *next, int t) {
 static inline void i16_rows4w(const int16_t *xq, const float *xs, int k, int mm, const int8_t *const qr[4],
                               const int8_t *next, const float *st, int b0, int b1, __m512 acc[I16_GROUP]) {
     const int nb = k / WMAT_Q8_BLOCK;
-    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     __m512 a[I16_GROUP];
     for (int i = 0; i < mm; i++)
         a[i] = acc[i];
@@ -678,8 +684,7 @@ static inline void i16_rows4w(const int16_t *xq, const float *xs, int k, int mm,
         const __m512i t2 = _mm512_shuffle_i32x4(r2, r3, 0x44), t3 = _mm512_shuffle_i32x4(r2, r3, 0xee);
         const __m512i g0 = _mm512_shuffle_i32x4(t0, t2, 0x88), g1 = _mm512_shuffle_i32x4(t0, t2, 0xdd);
         const __m512i g2 = _mm512_shuffle_i32x4(t1, t3, 0x88), g3 = _mm512_shuffle_i32x4(t1, t3, 0xdd);
-        const __m512 s =
-            _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(st + (size_t)(b - b0) * 4)));
+        const __m512 s = q8_scales_lanes(st + (size_t)(b - b0) * 4);
         for (int i = 0; i < mm; i++) {
             const int16_t *xr = xq + (size_t)i * k + t;
             __m512i d = _mm512_dpwssd_epi32(
@@ -749,7 +754,6 @@ static inline void i8_rows4w(const int8_t *xq, const float *xs, const int32_t *x
                              const int8_t *const qr[4], const int8_t *next, const float *st, int b0, int b1,
                              __m512 acc[I16_GROUP]) {
     const int nb = k / WMAT_Q8_BLOCK;
-    const __m512i spread = _mm512_set_epi32(3, 3, 3, 3, 2, 2, 2, 2, 1, 1, 1, 1, 0, 0, 0, 0);
     const __m512i flip = _mm512_set1_epi8((char)0x80);
     __m512 a[I16_GROUP];
     for (int i = 0; i < mm; i++)
@@ -765,8 +769,7 @@ static inline void i8_rows4w(const int8_t *xq, const float *xs, const int32_t *x
             _mm256_loadu_si256((const __m256i *)(const void *)(qr[3] + t)), 1);
         const __m512i wa = _mm512_xor_si512(_mm512_shuffle_i64x2(lo, hi, 0x88), flip);
         const __m512i wb = _mm512_xor_si512(_mm512_shuffle_i64x2(lo, hi, 0xdd), flip);
-        const __m512 s =
-            _mm512_permutexvar_ps(spread, _mm512_castps128_ps512(_mm_loadu_ps(st + (size_t)(b - b0) * 4)));
+        const __m512 s = q8_scales_lanes(st + (size_t)(b - b0) * 4);
         for (int i = 0; i < mm; i++) {
             const int8_t *xr = xq + (size_t)i * k + t;
             __m512i d = _mm512_broadcast_i32x4(

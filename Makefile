@@ -93,6 +93,11 @@ $(BUILD)/core/kern_avx512.o: KFLAGS = -O3 -fno-trapping-math -mavx2 -mfma -ffp-c
 	-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni
 $(BUILD)/core/kern_avx512bf16.o: KFLAGS = -O3 -fno-trapping-math -mavx2 -mfma -ffp-contract=fast \
 	-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
+$(BUILD)/core/kern_amx.o: KFLAGS = -O3 -fno-trapping-math -mavx2 -mfma -ffp-contract=fast \
+	-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16 -mamx-tile -mamx-bf16
+# test_amx runs the AMX table's code with the tile instructions emulated in C
+$(BUILD)/tests/test_amx.o: KFLAGS = -O2 -fno-trapping-math -mavx2 -mfma -ffp-contract=fast \
+	-mavx512f -mavx512bw -mavx512vl -mavx512dq -mavx512vnni -mavx512bf16
 endif
 
 $(BUILD)/tests/%: $(BUILD)/tests/%.o $(BUILD)/libflamingo.a

@@ -97,6 +97,15 @@ struct kern {
      * aligned. */
     void (*gemm_bf16_dot)(const uint16_t *xb, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
                           int ldy, float alpha, int accumulate, void *panel);
+    /* The AMX table only (NULL elsewhere; core/amx_impl.h): row blocks [rb0,
+     * rb1) of 16 rows of x (m rows, k % 32 == 0) rounded to bf16 into AMX
+     * tiles, xv[rb][k / 32][512]; the rows past m are 0 ... */
+    void (*amx_pack_x)(const float *x, int ldx, int m, int k, int rb0, int rb1, uint16_t *xv);
+    /* ... times BF16 weights on AMX tiles: gemm_bf16_dot's product, for W
+     * rows [j_lo, j_hi) (multiples of 16), xv holding all m rows rounded up
+     * to a multiple of 32. */
+    void (*gemm_bf16_amx)(const uint16_t *xv, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
+                          int ldy, float alpha, int accumulate);
     /* Rows [r0, r1) of w as f32: dst[r1 - r0][w->k]. */
     void (*widen_rows)(const struct wmat *w, int r0, int r1, float *dst);
     /* The same product as gemm_nt_rows_w for m <= KERN_PANEL_MAX_M rows and
@@ -115,12 +124,17 @@ extern const struct kern kern_generic;
 extern const struct kern kern_avx2;
 extern const struct kern kern_avx512;
 extern const struct kern kern_avx512bf16;
+extern const struct kern kern_amx;
 
-/* The best kernels this CPU runs (AVX-512 with BF16, AVX-512 VNNI, AVX2 +
- * FMA, generic; FLAMINGO_KERNELS=NAME picks a lesser one). */
+/* The best kernels this CPU runs (AMX, AVX-512 with BF16, AVX-512 VNNI,
+ * AVX2 + FMA, generic; FLAMINGO_KERNELS=NAME picks a lesser one). */
 const struct kern *kern_best(void);
+#define KERN_MAX_TABLES 5
 /* Every table this CPU runs, generic first, best last (for tests and
- * benchmarks); returns how many (at most 4). */
-int kern_tables(const struct kern *out[4]);
+ * benchmarks); returns how many (at most KERN_MAX_TABLES). */
+int kern_tables(const struct kern *out[KERN_MAX_TABLES]);
+/* Whether this CPU has AMX-BF16 and the kernel let this process use the
+ * tiles (arch_prctl ARCH_REQ_XCOMP_PERM, asked once). */
+int kern_amx_usable(void);
 
 #endif

@@ -1187,12 +1187,21 @@ static void k_gemm_bf16_dot(const uint16_t *xb, int m, const struct wmat *w, int
 }
 #define K_BF16_DOT    k_gemm_bf16_dot
 #define K_BF16_PACK_X k_bf16_pack_x
+#if defined(KERN_AMX) && (defined(__AMX_BF16__) || defined(AMX_EMULATE))
+#include "amx_impl.h"
+#define K_AMX_PACK_X k_amx_pack_x
+#define K_BF16_AMX   k_gemm_bf16_amx
+#endif
 #else
 #define K_BF16_DOT    NULL
 #define K_BF16_PACK_X NULL
 #endif
 #ifndef K_GEMM_Q8_I8_ROWS
 #define K_GEMM_Q8_I8_ROWS NULL
+#endif
+#ifndef K_BF16_AMX
+#define K_AMX_PACK_X NULL
+#define K_BF16_AMX   NULL
 #endif
 
 /* ---- many rows against stored weights: widened panels, register tiles ---- */
@@ -1340,4 +1349,6 @@ const struct kern KERN_TABLE = {
     .gemm_q8_i8_rows = K_GEMM_Q8_I8_ROWS,
     .bf16_pack_x = K_BF16_PACK_X,
     .gemm_bf16_dot = K_BF16_DOT,
+    .amx_pack_x = K_AMX_PACK_X,
+    .gemm_bf16_amx = K_BF16_AMX,
 };

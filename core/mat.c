@@ -73,6 +73,12 @@ static struct {
     size_t cap; /* values */
 } g_bf16;
 
+/* mat_gemm_w's rows as AMX tiles (kern amx_pack_x): the same owner. */
+static struct {
+    uint16_t *x;
+    size_t cap; /* values */
+} g_amx;
+
 static void panels_free(void) {
     for (int i = 0; i < g_n_panels; i++)
         free(g_panels[i].buf);
@@ -108,6 +114,9 @@ void mat_shutdown(void) {
     free(g_bf16.x);
     g_bf16.x = NULL;
     g_bf16.cap = 0;
+    free(g_amx.x);
+    g_amx.x = NULL;
+    g_amx.cap = 0;
     free(g_irows.q);
     free(g_irows.s);
     free(g_irows.c);
@@ -376,12 +385,75 @@ static void wgemm_bf16_task(void *ctx, int task, int thread) {
     g_kern->gemm_bf16_dot(b->xb, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate, panel);
 }
 
+/* From this many rows, BF16 weights go to AMX tiles where the CPU has them
+ * (kern gemm_bf16_amx, the AMX table): one tile is 16 rows of x.  Not yet
+ * measured against gemm_bf16_dot (no AMX on the machines this was written
+ * on): a tile product does 16 x 16 x 32 multiply-adds where vdpbf16ps does
+ * 32, so the tiles should win wherever the weights are read from cache. */
+#define MAT_AMX_MIN_M 16
+
+struct wgemm_amx_job {
+    const uint16_t *xv;
+    const float *x;
+    const struct wmat *w;
+    float *y;
+    float alpha;
+    int m, ldx, ldy, accumulate, step;
+};
+
+static void amx_pack_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct wgemm_amx_job *j = ctx;
+    const int rb0 = task * j->step, n_rb = ((j->m + 31) & ~31) / 16;
+    g_kern->amx_pack_x(j->x, j->ldx, j->m, j->w->k, rb0, rb0 + j->step < n_rb ? rb0 + j->step : n_rb,
+                       (uint16_t *)j->xv);
+}
+
+static void wgemm_amx_task(void *ctx, int task, int thread) {
+    (void)thread;
+    const struct wgemm_amx_job *j = ctx;
+    const int lo = task * j->step, hi = lo + j->step > j->w->n ? j->w->n : lo + j->step;
+    g_kern->gemm_bf16_amx(j->xv, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate);
+}
+
+/* The AMX path: every row rounded to bf16 tiles in g_amx (16-row blocks
+ * over the pool), then kern gemm_bf16_amx on slices of 32 W rows.  0, or
+ * -1 without memory for the tiles. */
+static int gemm_w_amx(int m, float alpha, const float *x, int ldx, const struct wmat *w, int accumulate,
+                      float *y, int ldy) {
+    const int n_rb = ((m + 31) & ~31) / 16;
+    const size_t need = (size_t)n_rb * 16 * (size_t)w->k;
+    if (g_amx.cap < need) {
+        free(g_amx.x);
+        g_amx.x = aligned_alloc(64, (need * sizeof *g_amx.x + 63) & ~(size_t)63);
+        g_amx.cap = g_amx.x ? need : 0;
+    }
+    if (g_amx.cap < need) return -1;
+    struct wgemm_amx_job j = {.xv = g_amx.x,
+                              .x = x,
+                              .w = w,
+                              .y = y,
+                              .alpha = alpha,
+                              .m = m,
+                              .ldx = ldx,
+                              .ldy = ldy,
+                              .accumulate = accumulate};
+    j.step = (n_rb + g_threads - 1) / g_threads;
+    pool_for(g_pool, (n_rb + j.step - 1) / j.step, amx_pack_task, &j);
+    j.step = slice_len(w->n, 32);
+    pool_for(g_pool, (w->n + j.step - 1) / j.step, wgemm_amx_task, &j);
+    return 0;
+}
+
 /* Which kernel mat_gemm_w runs for m rows against w (the thresholds above,
  * measured on the 2-core development machine). */
-enum wpath { WP_MAT_GEMM, WP_I16, WP_TILES, WP_FEW_ROWS, WP_PANEL_SGEMM, WP_BF16_DOT };
+enum wpath { WP_MAT_GEMM, WP_I16, WP_TILES, WP_FEW_ROWS, WP_PANEL_SGEMM, WP_BF16_DOT, WP_AMX };
 
 static enum wpath wpath_of(int m, const struct wmat *w) {
     const int f32 = w->type == WMAT_F32;
+    if (g_kern->gemm_bf16_amx && w->type == WMAT_BF16 && m >= MAT_AMX_MIN_M && w->k % 32 == 0 &&
+        w->n % 16 == 0)
+        return WP_AMX;
     if (g_kern->gemm_bf16_dot && m <= MAT_BF16_DOT_MAX_M &&
         ((w->type == WMAT_BF16 && m >= MAT_BF16_DOT_MIN_M) ||
          (w->type == WMAT_Q8_0 && m > g_kern->i16_max_m)))
@@ -405,6 +477,7 @@ const char *mat_gemm_w_kernel(int m, const struct wmat *w) {
     case WP_FEW_ROWS: return "few-row";
     case WP_PANEL_SGEMM: return "panel, sgemm";
     case WP_BF16_DOT: return "bf16 dot";
+    case WP_AMX: return "amx tiles";
     }
     return "?";
 }
@@ -494,6 +567,10 @@ void mat_gemm_w(int m, float alpha, const float *x, int ldx, const struct wmat *
     if (path == WP_MAT_GEMM) {
         mat_gemm(0, 1, m, w->n, w->k, alpha, x, ldx, w->data, w->k, accumulate ? 1.0f : 0.0f, y, ldy);
         return;
+    }
+    if (path == WP_AMX) {
+        if (gemm_w_amx(m, alpha, x, ldx, w, accumulate, y, ldy) == 0) return;
+        path = m <= MAT_BF16_DOT_MAX_M ? WP_BF16_DOT : WP_PANEL_SGEMM; /* no memory for the tiles */
     }
     if (path == WP_BF16_DOT) {
         if (gemm_w_bf16(m, alpha, x, ldx, w, accumulate, y, ldy) == 0) return;

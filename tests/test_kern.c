@@ -294,7 +294,7 @@ static void check_pool(void) {
 
 int main(void) {
     mat_init(2);
-    const struct kern *tables[4];
+    const struct kern *tables[KERN_MAX_TABLES];
     const int n_tables = kern_tables(tables);
     for (int t = 0; t < n_tables; t++) {
         fprintf(stderr, "kernels: %s\n", tables[t]->name);

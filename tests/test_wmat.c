@@ -114,7 +114,7 @@ static void i8_rows_of(const float *x, int m, int k, int8_t *xq, float *xs, int3
  * the m alone bit for bit as in the batch.  Returns the failures. */
 static int check_i8_kernel(const struct wmat *w, int m, const int8_t *xq, const float *xs, const int32_t *xc,
                            const float *y0, const double *want, float alpha, int acc, int *cases) {
-    const struct kern *tables[4];
+    const struct kern *tables[KERN_MAX_TABLES];
     const int n_tables = kern_tables(tables), n = w->n, k = w->k, nb = k / 32;
     float *y = malloc((size_t)m * n * sizeof *y), *y1 = malloc((size_t)n * sizeof *y1);
     int fails = 0;
@@ -160,9 +160,9 @@ static int check_i8_kernel(const struct wmat *w, int m, const int8_t *xq, const 
 
 static void check_products(void) {
     static const int ms[] = {1, 2, 5, 8, 11, 13, 16, 17, 32, 40, 64};
-    static const int ns[] = {1, 37, 130};
+    static const int ns[] = {1, 37, 48, 130}; /* 48: W rows in 16-row tiles (the AMX path takes only those) */
     static const int ks[] = {32, 96, 288, 544, KERN_PANEL_COLS + 64}; /* the last: two column blocks */
-    const struct kern *tables[4];
+    const struct kern *tables[KERN_MAX_TABLES];
     const int n_tables = kern_tables(tables);
     int cases = 0, fails = 0;
     for (int type = WMAT_F32; type <= WMAT_Q8_0; type++)
@@ -190,6 +190,10 @@ static void check_products(void) {
                     const int i16 = type == WMAT_Q8_0;
                     const int pool_i16 = strcmp(mat_gemm_w_kernel(m, &w), "int16 rows") == 0;
                     CHECK(pool_i16 == (i16 && m <= kern_best()->i16_max_m));
+                    /* BF16 on AMX tiles (core/mat.c MAT_AMX_MIN_M = 16 rows), whole tiles of W only */
+                    CHECK((strcmp(mat_gemm_w_kernel(m, &w), "amx tiles") == 0) ==
+                          (kern_best()->gemm_bf16_amx && type == WMAT_BF16 && m >= 16 && k % 32 == 0 &&
+                           n % 16 == 0));
                     int16_t *xq = malloc((size_t)m * k * sizeof *xq);
                     float *xs = malloc((size_t)m * (k / 32 + 1) * sizeof *xs),
                           *xd = malloc((size_t)m * k * sizeof *xd);
@@ -286,7 +290,8 @@ static void check_products(void) {
                             free(bpanel);
                             free(xb);
                             free(xr);
-                            if (strcmp(mat_gemm_w_kernel(m, &w), "bf16 dot") == 0) {
+                            if (strcmp(mat_gemm_w_kernel(m, &w), "bf16 dot") == 0 ||
+                                strcmp(mat_gemm_w_kernel(m, &w), "amx tiles") == 0) {
                                 if (want_pool != want) free(want_pool);
                                 want_pool = want_bf;
                             } else
@@ -374,7 +379,7 @@ static void check_products(void) {
 static void check_i16_long_rows(void) {
     enum { N = 37, K = 8192 + 19 * 32 }; /* the second chunk: 16 blocks, then 3 */
     static const int ms[] = {1, 5, 9};
-    const struct kern *tables[4];
+    const struct kern *tables[KERN_MAX_TABLES];
     const int n_tables = kern_tables(tables);
     float *wf = malloc((size_t)N * K * sizeof *wf);
     for (size_t i = 0; i < (size_t)N * K; i++)

@@ -8,7 +8,7 @@
  * AVX512-BF16 CPU, AMX or not.
  *
  * The product (kern.h gemm_bf16_amx): y[r][j] = alpha sum_t x[r][t] w[j][t]
- * (+ y), W BF16 [n][k] as the model file stores it, x rounded to bf16 to
+ * (+ y), W BF16 [n][k] as the model file stores it (or q8_0, below), x rounded to bf16 to
  * nearest even (as PyTorch's bf16 autocast and gemm_bf16_dot do), products
  * summed in f32.
  *
@@ -23,6 +23,11 @@
  * x[16 rb + r][32 kb + 2p .. 2p + 1]; rows past m are 0.  So each C tile is
  * a 16 x 16 block of y transposed (W rows by x rows), transposed back in
  * registers (tr16x16) as it is written.
+ *
+ * q8_0 weights go through the same tiles: each pair of 16-row tiles of W
+ * is first widened into the caller's panel as bf16 rows (q times its
+ * block's scale, rounded to nearest even: 8 bits of mantissa, which adds
+ * about 3% to the RMS of q8_0's own rounding error), and the panel is A.
  *
  * Needs k % 32 == 0 (a tile load reads 32 values of a W row) and j_lo,
  * j_hi multiples of 16 (16 W rows a tile): core/mat.c sends other shapes
@@ -140,13 +145,35 @@ static inline void amx_put(const float *ct, float *y, int ldy, int r0, int j0, i
     }
 }
 
+/* q8_0 W rows [j0, j0 + nj) as bf16 rows of k: dst[nj][k], each value
+ * q * scale rounded to nearest even. */
+static void amx_q8_rows(const struct wmat *w, int j0, int nj, uint16_t *dst) {
+    const int k = w->k, nb = k / 32;
+    for (int j = 0; j < nj; j++) {
+        const int8_t *q = (const int8_t *)w->data + (size_t)(j0 + j) * k;
+        const uint16_t *sc = w->scale + (size_t)(j0 + j) * nb;
+        uint16_t *d = dst + (size_t)j * k;
+        for (int b = 0; b < nb; b++) {
+            const __m512 s = _mm512_set1_ps(wmat_f16_to_f32(sc[b]));
+            const __m512 lo =
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(q + b * 32))));
+            const __m512 hi =
+                _mm512_cvtepi32_ps(_mm512_cvtepi8_epi32(_mm_loadu_si128((const void *)(q + b * 32 + 16))));
+            const __m512bh v = _mm512_cvtne2ps_pbh(_mm512_mul_ps(hi, s), _mm512_mul_ps(lo, s));
+            _mm512_storeu_si512((void *)(d + b * 32), (__m512i)v);
+        }
+    }
+}
+
 /* y = alpha x W^T (+ y) for W rows [j_lo, j_hi) (multiples of 16), from
- * xv = amx_pack_x of all m rows.  Tiles: 0-3 C, 4-5 W, 6-7 x. */
+ * xv = amx_pack_x of all m rows; panel: KERN_AMX_PANEL_BYTES(k) bytes of
+ * the caller's for q8_0 (unused for BF16).  Tiles: 0-3 C, 4-5 W, 6-7 x. */
 static void k_gemm_bf16_amx(const uint16_t *xv, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
-                            int ldy, float alpha, int accumulate) {
+                            int ldy, float alpha, int accumulate, void *panel) {
     const int k = w->k, nkb = k / 32, mp = (m + 31) & ~31; /* x rows in pairs of blocks (padding 0) */
     const size_t wstride = (size_t)k * sizeof(uint16_t), xblock = (size_t)nkb * 512;
-    const uint16_t *W = w->data;
+    const int q8 = w->type == WMAT_Q8_0;
+    const uint16_t *W = q8 ? panel : w->data;
     float ct[4][256] __attribute__((aligned(64)));
     AMX_CONFIG();
     for (int rb = 0; rb < mp; rb += AMX_RB) {
@@ -155,7 +182,8 @@ static void k_gemm_bf16_amx(const uint16_t *xv, int m, const struct wmat *w, int
             const int j_end = jb + AMX_JB < j_hi ? jb + AMX_JB : j_hi;
             for (int j0 = jb; j0 < j_end; j0 += 32) {
                 const int two = j_end - j0 >= 32; /* else 16 W rows: tiles 0, 1 only */
-                const uint16_t *a0 = W + (size_t)j0 * k, *a1 = a0 + (size_t)16 * k;
+                if (q8) amx_q8_rows(w, j0, two ? 32 : 16, panel);
+                const uint16_t *a0 = q8 ? W : W + (size_t)j0 * k, *a1 = a0 + (size_t)16 * k;
                 for (int r0 = rb; r0 < r_hi; r0 += 32) {
                     const uint16_t *b0 = xv + (size_t)(r0 / 16) * xblock, *b1 = b0 + xblock;
                     AMX_ZERO(0);

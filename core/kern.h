@@ -52,6 +52,9 @@ struct kern_attn {
  * scales as f32). */
 #define KERN_BF16_PANEL_BYTES(k) ((size_t)(((k) + 1) / 2) * 32 * 4 + (size_t)(((k) + 31) / 32) * 32 * 4)
 
+/* gemm_bf16_amx's panel for q8_0: 32 W rows widened to bf16. */
+#define KERN_AMX_PANEL_BYTES(k) ((size_t)(k)*32 * 2)
+
 struct kern {
     const char *name;
     /* rows of width dim; b may be NULL (weight-only LayerNorm); y may be x */
@@ -101,11 +104,12 @@ struct kern {
      * rb1) of 16 rows of x (m rows, k % 32 == 0) rounded to bf16 into AMX
      * tiles, xv[rb][k / 32][512]; the rows past m are 0 ... */
     void (*amx_pack_x)(const float *x, int ldx, int m, int k, int rb0, int rb1, uint16_t *xv);
-    /* ... times BF16 weights on AMX tiles: gemm_bf16_dot's product, for W
-     * rows [j_lo, j_hi) (multiples of 16), xv holding all m rows rounded up
-     * to a multiple of 32. */
+    /* ... times BF16 or q8_0 weights on AMX tiles: gemm_bf16_dot's product
+     * (q8_0: each weight q * scale rounded to bf16), for W rows [j_lo, j_hi)
+     * (multiples of 16), xv holding all m rows rounded up to a multiple of
+     * 32.  panel: KERN_AMX_PANEL_BYTES(k) bytes of the caller's for q8_0. */
     void (*gemm_bf16_amx)(const uint16_t *xv, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
-                          int ldy, float alpha, int accumulate);
+                          int ldy, float alpha, int accumulate, void *panel);
     /* Rows [r0, r1) of w as f32: dst[r1 - r0][w->k]. */
     void (*widen_rows)(const struct wmat *w, int r0, int r1, float *dst);
     /* The same product as gemm_nt_rows_w for m <= KERN_PANEL_MAX_M rows and

@@ -410,10 +410,25 @@ static void amx_pack_task(void *ctx, int task, int thread) {
 }
 
 static void wgemm_amx_task(void *ctx, int task, int thread) {
-    (void)thread;
     const struct wgemm_amx_job *j = ctx;
     const int lo = task * j->step, hi = lo + j->step > j->w->n ? j->w->n : lo + j->step;
-    g_kern->gemm_bf16_amx(j->xv, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate);
+    void *panel = NULL;
+    if (j->w->type == WMAT_Q8_0) {
+        panel = panel_of(thread, (KERN_AMX_PANEL_BYTES(j->w->k) + sizeof(float) - 1) / sizeof(float));
+        if (!panel) { /* no memory for it: the few-row kernel, widening in registers */
+            const struct wgemm_job f = {.x = j->x,
+                                        .ldx = j->ldx,
+                                        .m = j->m,
+                                        .ldy = j->ldy,
+                                        .accumulate = j->accumulate,
+                                        .alpha = j->alpha,
+                                        .w = j->w,
+                                        .y = j->y};
+            few_rows_fallback(&f, lo, hi);
+            return;
+        }
+    }
+    g_kern->gemm_bf16_amx(j->xv, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate, panel);
 }
 
 /* The AMX path: every row rounded to bf16 tiles in g_amx (16-row blocks
@@ -451,8 +466,8 @@ enum wpath { WP_MAT_GEMM, WP_I16, WP_TILES, WP_FEW_ROWS, WP_PANEL_SGEMM, WP_BF16
 
 static enum wpath wpath_of(int m, const struct wmat *w) {
     const int f32 = w->type == WMAT_F32;
-    if (g_kern->gemm_bf16_amx && w->type == WMAT_BF16 && m >= MAT_AMX_MIN_M && w->k % 32 == 0 &&
-        w->n % 16 == 0)
+    if (g_kern->gemm_bf16_amx && w->k % 32 == 0 && w->n % 16 == 0 &&
+        ((w->type == WMAT_BF16 && m >= MAT_AMX_MIN_M) || (w->type == WMAT_Q8_0 && m > g_kern->i16_max_m)))
         return WP_AMX;
     if (g_kern->gemm_bf16_dot && m <= MAT_BF16_DOT_MAX_M &&
         ((w->type == WMAT_BF16 && m >= MAT_BF16_DOT_MIN_M) ||

@@ -1,6 +1,6 @@
 /*
- * test_amx.c - BF16 weights times many rows on AMX tiles (core/amx_impl.h,
- * kern gemm_bf16_amx).
+ * test_amx.c - BF16 and q8_0 weights times many rows on AMX tiles
+ * (core/amx_impl.h, kern gemm_bf16_amx).
  *
  * The AMX table's code is compiled here a second time, whole, with the six
  * tile instructions done in C as the manual describes them (AMX_EMULATE):
@@ -42,10 +42,14 @@ static float frand(void) { /* uniform in [-1, 1) */
 }
 
 /* y = alpha xr W^T (+ y0) in double over W rows [j_lo, j_hi), xr the
- * bf16-rounded rows; other columns keep y0 */
+ * bf16-rounded rows, W's values (q8_0: q * scale) rounded to bf16 too;
+ * other columns keep y0 */
 static void reference(const float *xr, int m, const struct wmat *w, int j_lo, int j_hi, float alpha,
                       const float *y0, int acc, double *out) {
-    const uint16_t *wb = w->data;
+    float *wf = malloc((size_t)w->n * w->k * sizeof *wf);
+    wmat_rows_f32(w, 0, w->n, wf);
+    for (size_t i = 0; i < (size_t)w->n * w->k; i++)
+        wf[i] = wmat_bf16_to_f32(wmat_f32_to_bf16(wf[i]));
     for (int r = 0; r < m; r++)
         for (int j = 0; j < w->n; j++) {
             const size_t o = (size_t)r * w->n + j;
@@ -55,9 +59,10 @@ static void reference(const float *xr, int m, const struct wmat *w, int j_lo, in
             }
             double s = 0;
             for (int t = 0; t < w->k; t++)
-                s += (double)xr[(size_t)r * w->k + t] * wmat_bf16_to_f32(wb[(size_t)j * w->k + t]);
+                s += (double)xr[(size_t)r * w->k + t] * wf[(size_t)j * w->k + t];
             out[o] = alpha * s + (acc ? y0[o] : 0);
         }
+    free(wf);
 }
 
 /* x's tiles as amx_impl.h defines them: xv[rb][kb][p][r][2] =
@@ -77,13 +82,14 @@ static int pack_is_right(const uint16_t *xv, const float *x, int m, int k) {
 }
 
 typedef void (*amx_pack_fn)(const float *, int, int, int, int, int, uint16_t *);
-typedef void (*amx_gemm_fn)(const uint16_t *, int, const struct wmat *, int, int, float *, int, float, int);
+typedef void (*amx_gemm_fn)(const uint16_t *, int, const struct wmat *, int, int, float *, int, float, int,
+                            void *);
 
 /* One kernel (pack + product) on one shape: every check above.  got: the
  * product of all rows over [j_lo, j_hi), alpha 0.37, accumulate, for the
  * caller's comparison between kernels. */
-static void check_kernel(const char *name, amx_pack_fn pack, amx_gemm_fn gemm, int m, int n, int k, int j_lo,
-                         int j_hi, float *got) {
+static void check_kernel(const char *name, amx_pack_fn pack, amx_gemm_fn gemm, enum wmat_type type, int m,
+                         int n, int k, int j_lo, int j_hi, float *got) {
     const int n_rb = ((m + 31) & ~31) / 16;
     float *wf = malloc((size_t)n * k * sizeof *wf), *x = malloc((size_t)m * k * sizeof *x);
     float *xr = malloc((size_t)m * k * sizeof *xr), *y0 = malloc((size_t)m * n * sizeof *y0);
@@ -100,7 +106,8 @@ static void check_kernel(const char *name, amx_pack_fn pack, amx_gemm_fn gemm, i
     for (size_t i = 0; i < (size_t)m * n; i++)
         y0[i] = frand();
     struct wmat w;
-    CHECK(wmat_convert(wf, n, k, WMAT_BF16, &w) == 0);
+    CHECK(wmat_convert(wf, n, k, type, &w) == 0);
+    void *panel = type == WMAT_Q8_0 ? aligned_alloc(64, KERN_AMX_PANEL_BYTES(k)) : NULL;
     memset(xv, 0xff, (size_t)n_rb * 16 * k * sizeof *xv); /* the padding rows must be written */
     pack(x, k, m, k, 0, n_rb / 2, xv);                    /* in two calls, as the pool does */
     pack(x, k, m, k, n_rb / 2, n_rb, xv);
@@ -108,7 +115,7 @@ static void check_kernel(const char *name, amx_pack_fn pack, amx_gemm_fn gemm, i
     for (int acc = 0; acc < 2; acc++) {
         const float alpha = acc ? 0.37f : 1.0f;
         memcpy(y, y0, (size_t)m * n * sizeof *y);
-        gemm(xv, m, &w, j_lo, j_hi, y, n, alpha, acc);
+        gemm(xv, m, &w, j_lo, j_hi, y, n, alpha, acc, panel);
         reference(xr, m, &w, j_lo, j_hi, alpha, y0, acc, want);
         int outside = 0; /* columns outside [j_lo, j_hi): not a bit changed */
         for (int r = 0; r < m; r++)
@@ -119,8 +126,8 @@ static void check_kernel(const char *name, amx_pack_fn pack, amx_gemm_fn gemm, i
         CHECK(!outside);
         CHECK(err < 1e-5);
         if (outside || !(err < 1e-5))
-            fprintf(stderr, "%s: m %d n %d k %d [%d, %d) acc %d: error %g%s\n", name, m, n, k, j_lo, j_hi,
-                    acc, err, outside ? ", columns outside the range written" : "");
+            fprintf(stderr, "%s %s: m %d n %d k %d [%d, %d) acc %d: error %g%s\n", name, wmat_type_name(type),
+                    m, n, k, j_lo, j_hi, acc, err, outside ? ", columns outside the range written" : "");
     }
     memcpy(got, y, (size_t)m * n * sizeof *y);
     /* each row alone (packed as a 1-row x): the same bits as in the batch */
@@ -128,7 +135,7 @@ static void check_kernel(const char *name, amx_pack_fn pack, amx_gemm_fn gemm, i
     for (int r = 0; r < m; r += (m > 40 ? 7 : 1)) {
         pack(x + (size_t)r * k, k, 1, k, 0, 2, xv1);
         memcpy(y1, y0 + (size_t)r * n, (size_t)n * sizeof *y1);
-        gemm(xv1, 1, &w, j_lo, j_hi, y1, n, 0.37f, 1);
+        gemm(xv1, 1, &w, j_lo, j_hi, y1, n, 0.37f, 1, panel);
         differ += memcmp(y1, y + (size_t)r * n, (size_t)n * sizeof *y1) != 0;
     }
     CHECK_INT(differ, 0);
@@ -137,7 +144,7 @@ static void check_kernel(const char *name, amx_pack_fn pack, amx_gemm_fn gemm, i
         x[(size_t)1 * k + k / 2] = NAN;
         pack(x, k, m, k, 0, n_rb, xv);
         memcpy(y, y0, (size_t)m * n * sizeof *y);
-        gemm(xv, m, &w, j_lo, j_hi, y, n, 1.0f, 0);
+        gemm(xv, m, &w, j_lo, j_hi, y, n, 1.0f, 0, panel);
         int nan_row = 1, others = 1;
         for (int j = j_lo; j < j_hi; j++) {
             nan_row &= isnan(y[(size_t)1 * n + j]);
@@ -146,7 +153,7 @@ static void check_kernel(const char *name, amx_pack_fn pack, amx_gemm_fn gemm, i
         CHECK(nan_row && others);
     }
     wmat_free_owned(&w);
-    free(wf), free(x), free(xr), free(y0), free(y), free(y1), free(want), free(xv), free(xv1);
+    free(wf), free(x), free(xr), free(y0), free(y), free(y1), free(want), free(xv), free(xv1), free(panel);
 }
 
 /* Shapes: m across the 16-row tile, the 32-row pair and the 256-row block;
@@ -171,29 +178,31 @@ static void check_emulated(void) {
     fprintf(stderr, "test_amx: emulated tiles%s\n",
             real ? ", and this CPU's AMX" : " (this CPU offers no AMX: the real kernel is not run)");
     CHECK(kern_amx_emulated.gemm_bf16_amx != NULL);
-    for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
-        const int m = shapes[s].m, n = shapes[s].n, k = shapes[s].k;
-        float *a = malloc((size_t)m * n * sizeof *a), *b = malloc((size_t)m * n * sizeof *b);
-        rng = 4242 + s; /* the same data for both kernels */
-        check_kernel("emulated", kern_amx_emulated.amx_pack_x, kern_amx_emulated.gemm_bf16_amx, m, n, k,
-                     shapes[s].j_lo, shapes[s].j_hi, a);
-        if (real) {
-            rng = 4242 + s;
-            check_kernel("amx", real->amx_pack_x, real->gemm_bf16_amx, m, n, k, shapes[s].j_lo,
-                         shapes[s].j_hi, b);
-            /* the emulation sums each pair of products in order, rounding after
-             * each; the hardware's rounding inside a pair is its own: close, maybe
-             * not equal */
-            double *ad = malloc((size_t)m * n * sizeof *ad);
-            for (size_t i = 0; i < (size_t)m * n; i++)
-                ad[i] = a[i];
-            const double d = max_rel(b, ad, (size_t)m * n);
-            CHECK(d < 1e-6);
-            fprintf(stderr, "test_amx: m %d n %d k %d: AMX against the emulation %g\n", m, n, k, d);
-            free(ad);
+    for (int type = WMAT_BF16; type <= WMAT_Q8_0; type++)
+        for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
+            const int m = shapes[s].m, n = shapes[s].n, k = shapes[s].k;
+            float *a = malloc((size_t)m * n * sizeof *a), *b = malloc((size_t)m * n * sizeof *b);
+            rng = 4242 + s; /* the same data for both kernels */
+            check_kernel("emulated", kern_amx_emulated.amx_pack_x, kern_amx_emulated.gemm_bf16_amx,
+                         (enum wmat_type)type, m, n, k, shapes[s].j_lo, shapes[s].j_hi, a);
+            if (real) {
+                rng = 4242 + s;
+                check_kernel("amx", real->amx_pack_x, real->gemm_bf16_amx, (enum wmat_type)type, m, n, k,
+                             shapes[s].j_lo, shapes[s].j_hi, b);
+                /* the emulation sums each pair of products in order, rounding after
+                 * each; the hardware's rounding inside a pair is its own: close,
+                 * maybe not equal */
+                double *ad = malloc((size_t)m * n * sizeof *ad);
+                for (size_t i = 0; i < (size_t)m * n; i++)
+                    ad[i] = a[i];
+                const double d = max_rel(b, ad, (size_t)m * n);
+                CHECK(d < 1e-6);
+                fprintf(stderr, "test_amx: %s m %d n %d k %d: AMX against the emulation %g\n",
+                        wmat_type_name((enum wmat_type)type), m, n, k, d);
+                free(ad);
+            }
+            free(a), free(b);
         }
-        free(a), free(b);
-    }
 #else
     fprintf(stderr, "test_amx: built without AVX512-BF16: nothing to run\n");
 #endif

@@ -190,10 +190,12 @@ static void check_products(void) {
                     const int i16 = type == WMAT_Q8_0;
                     const int pool_i16 = strcmp(mat_gemm_w_kernel(m, &w), "int16 rows") == 0;
                     CHECK(pool_i16 == (i16 && m <= kern_best()->i16_max_m));
-                    /* BF16 on AMX tiles (core/mat.c MAT_AMX_MIN_M = 16 rows), whole tiles of W only */
-                    CHECK((strcmp(mat_gemm_w_kernel(m, &w), "amx tiles") == 0) ==
-                          (kern_best()->gemm_bf16_amx && type == WMAT_BF16 && m >= 16 && k % 32 == 0 &&
-                           n % 16 == 0));
+                    /* AMX tiles (core/mat.c): BF16 from MAT_AMX_MIN_M = 16 rows, q8_0 past the
+                     * integer rows, whole tiles of W only */
+                    const int pool_amx = strcmp(mat_gemm_w_kernel(m, &w), "amx tiles") == 0;
+                    CHECK(pool_amx == (kern_best()->gemm_bf16_amx && k % 32 == 0 && n % 16 == 0 &&
+                                       ((type == WMAT_BF16 && m >= 16) ||
+                                        (type == WMAT_Q8_0 && m > kern_best()->i16_max_m))));
                     int16_t *xq = malloc((size_t)m * k * sizeof *xq);
                     float *xs = malloc((size_t)m * (k / 32 + 1) * sizeof *xs),
                           *xd = malloc((size_t)m * k * sizeof *xd);
@@ -289,9 +291,20 @@ static void check_products(void) {
                             }
                             free(bpanel);
                             free(xb);
+                            if (pool_amx && type == WMAT_Q8_0) {
+                                /* q8_0 on AMX tiles: each weight q * scale rounded to bf16 too */
+                                float *wr = malloc((size_t)n * k * sizeof *wr);
+                                wmat_rows_f32(&w, 0, n, wr);
+                                for (size_t i = 0; i < (size_t)n * k; i++)
+                                    wr[i] = wmat_bf16_to_f32(wmat_f32_to_bf16(wr[i]));
+                                struct wmat wb;
+                                CHECK(wmat_convert(wr, n, k, WMAT_BF16, &wb) == 0);
+                                reference(xr, m, &wb, alpha, acc ? y0 : NULL, want_bf);
+                                wmat_free_owned(&wb);
+                                free(wr);
+                            }
                             free(xr);
-                            if (strcmp(mat_gemm_w_kernel(m, &w), "bf16 dot") == 0 ||
-                                strcmp(mat_gemm_w_kernel(m, &w), "amx tiles") == 0) {
+                            if (strcmp(mat_gemm_w_kernel(m, &w), "bf16 dot") == 0 || pool_amx) {
                                 if (want_pool != want) free(want_pool);
                                 want_pool = want_bf;
                             } else

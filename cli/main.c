@@ -13,6 +13,7 @@
 
 #include "../bench/bench.h"
 #include "../core/blas_core.h"
+#include "../core/kern.h"
 #include "../core/mat.h"
 #include "cli.h"
 
@@ -63,6 +64,11 @@ int main(int argc, char **argv) {
     if (!strcmp(argv[1], "version") || !strcmp(argv[1], "--version")) {
         printf("flamingo %s\nkernels %s, OpenBLAS core %s, q8_0 rows %s\n", FLAMINGO_VERSION, mat_kernels(),
                blas_core_name(), mat_q8_act());
+        /* AMX that is there and not used says why */
+        if (kern_amx_status() == KERN_AMX_DENIED)
+            printf("AMX: this CPU has it, Linux refused the tile state\n");
+        if (kern_amx_status() == KERN_AMX_WRONG)
+            printf("AMX: this CPU has it, and its self-test failed: not used (please report)\n");
         return 0;
     }
     cli_cmd = argv[1];

@@ -137,8 +137,22 @@ const struct kern *kern_best(void);
 /* Every table this CPU runs, generic first, best last (for tests and
  * benchmarks); returns how many (at most KERN_MAX_TABLES). */
 int kern_tables(const struct kern *out[KERN_MAX_TABLES]);
-/* Whether this CPU has AMX-BF16 and the kernel let this process use the
- * tiles (arch_prctl ARCH_REQ_XCOMP_PERM, asked once). */
-int kern_amx_usable(void);
+/* Whether the AMX table runs here (asked once; the first call requests the
+ * tile state from Linux and, where granted, runs a small product with an
+ * exact answer on the tiles):
+ *   KERN_AMX_OK      CPUID has AMX-TILE and AMX-BF16, the OS enables the
+ *                    tile state, Linux granted it (arch_prctl
+ *                    ARCH_REQ_XCOMP_PERM), and the product came out right
+ *   KERN_AMX_ABSENT  no AMX-BF16 (or no AVX512-BF16, or not x86-64)
+ *   KERN_AMX_DENIED  AMX, but Linux refused this process the tiles
+ *   KERN_AMX_WRONG   the tiles ran and the product came out wrong: a bug
+ *                    here, never used (tests/test_amx.c fails on it) */
+enum { KERN_AMX_WRONG = -2, KERN_AMX_DENIED = -1, KERN_AMX_ABSENT = 0, KERN_AMX_OK = 1 };
+int kern_amx_status(void);
+int kern_amx_usable(void); /* kern_amx_status() == KERN_AMX_OK */
+/* That product on table t's AMX kernel (48 W rows, one of them a lone
+ * 16-row tile; 33 rows of x, a partial tile; k = 64; every sum an exact
+ * small integer): 1 if all of y is right, 0 if not, -1 without memory. */
+int kern_amx_self_test(const struct kern *t);
 
 #endif

@@ -2,6 +2,7 @@
  * kern_generic.c - the kernels for any CPU (baseline instruction set), and
  * the run-time choice between kernel tables.  See kern.h.
  */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -24,6 +25,8 @@ size_t kern_attn_scratch(int T, int D) {
 #define FL_ARCH_REQ_XCOMP_PERM 0x1023
 #define FL_XFEATURE_XTILEDATA  18
 
+static int amx_probe_denied; /* the CPU has AMX, Linux said no */
+
 static int amx_probe(void) {
     unsigned a, b, c, d;
     if (!__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
@@ -34,19 +37,60 @@ static int amx_probe(void) {
     if ((lo & (3u << 17)) != (3u << 17)) return 0; /* XTILECFG, XTILEDATA enabled by the OS */
     /* Linux hands out the tile state only to processes that ask (first
      * use faults otherwise); the permission is the process's, all threads */
-    return syscall(SYS_arch_prctl, FL_ARCH_REQ_XCOMP_PERM, FL_XFEATURE_XTILEDATA) == 0;
+    if (syscall(SYS_arch_prctl, FL_ARCH_REQ_XCOMP_PERM, FL_XFEATURE_XTILEDATA) == 0) return 1;
+    amx_probe_denied = 1;
+    return 0;
 }
 #endif
 
-int kern_amx_usable(void) {
+/* See kern.h.  The tests check the AMX kernel against an emulation of the
+ * tile instructions; this checks the instructions against that
+ * understanding, on the machine itself, before anything relies on them. */
+int kern_amx_self_test(const struct kern *table) {
+    enum { N = 48, K = 64, M = 33, MP = 64 };
+    float *x = malloc(sizeof(float) * M * K), *y = malloc(sizeof(float) * M * N);
+    uint16_t *wb = malloc(sizeof(uint16_t) * N * K), *xv = aligned_alloc(64, sizeof(uint16_t) * MP * K);
+    int ok = -1;
+    if (x && y && wb && xv) {
+        for (int j = 0; j < N; j++)
+            for (int t = 0; t < K; t++)
+                wb[j * K + t] = wmat_f32_to_bf16((float)((j * 7 + t * 3) % 9 - 4));
+        for (int r = 0; r < M; r++)
+            for (int t = 0; t < K; t++)
+                x[r * K + t] = (float)((r * 5 + t) % 7 - 3);
+        const struct wmat w = {WMAT_BF16, N, K, wb, NULL};
+        table->amx_pack_x(x, K, M, K, 0, MP / 16, xv);
+        table->gemm_bf16_amx(xv, M, &w, 0, N, y, N, 1.0f, 0, NULL);
+        ok = 1;
+        for (int r = 0; r < M; r++)
+            for (int j = 0; j < N; j++) {
+                int want = 0;
+                for (int t = 0; t < K; t++)
+                    want += ((j * 7 + t * 3) % 9 - 4) * ((r * 5 + t) % 7 - 3);
+                ok &= y[r * N + j] == (float)want;
+            }
+    }
+    free(x), free(y), free(wb), free(xv);
+    return ok;
+}
+
+int kern_amx_status(void) {
 #if defined(__x86_64__)
-    static int known = -1; /* asked once, before any pool thread exists (mat_init) */
-    if (known < 0) known = amx_probe();
+    static int known = 2; /* asked once, before any pool thread exists (mat_init) */
+    if (known == 2) {
+        __builtin_cpu_init();
+        if (!kern_amx.gemm_bf16_amx || !__builtin_cpu_supports("avx512bf16") || !amx_probe())
+            known = amx_probe_denied ? KERN_AMX_DENIED : KERN_AMX_ABSENT;
+        else
+            known = kern_amx_self_test(&kern_amx) == 1 ? KERN_AMX_OK : KERN_AMX_WRONG;
+    }
     return known;
 #else
-    return 0;
+    return KERN_AMX_ABSENT;
 #endif
 }
+
+int kern_amx_usable(void) { return kern_amx_status() == KERN_AMX_OK; }
 
 /* Every table this CPU (and OS) runs, in order of preference reversed. */
 int kern_tables(const struct kern *out[KERN_MAX_TABLES]) {

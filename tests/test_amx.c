@@ -167,6 +167,13 @@ static const struct {
     {300, 144, 32, 0, 144}, {40, 32, 1024, 0, 32},
 };
 
+/* the emulated kernel with one value of y off by one */
+static void broken_gemm(const uint16_t *xv, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
+                        int ldy, float alpha, int accumulate, void *panel) {
+    kern_amx_emulated.gemm_bf16_amx(xv, m, w, j_lo, j_hi, y, ldy, alpha, accumulate, panel);
+    y[(size_t)(m - 1) * ldy + j_hi - 1] += 1.0f;
+}
+
 static void check_emulated(void) {
 #if defined(__AVX512BF16__)
     __builtin_cpu_init();
@@ -174,7 +181,16 @@ static void check_emulated(void) {
         fprintf(stderr, "test_amx: no AVX512-BF16 on this CPU: the emulated AMX kernel is not run\n");
         return;
     }
+    /* the self-test that guards the real table: right on the emulation, and
+     * it notices one wrong value */
+    CHECK_INT(kern_amx_self_test(&kern_amx_emulated), 1);
+    struct kern broken = kern_amx_emulated;
+    broken.gemm_bf16_amx = broken_gemm;
+    CHECK_INT(kern_amx_self_test(&broken), 0);
+    CHECK(kern_amx_status() != KERN_AMX_WRONG); /* tiles that compute wrong: a bug here */
     const struct kern *real = kern_amx_usable() ? &kern_amx : NULL;
+    if (kern_amx_status() == KERN_AMX_DENIED)
+        fprintf(stderr, "test_amx: this CPU has AMX, Linux refused it\n");
     fprintf(stderr, "test_amx: emulated tiles%s\n",
             real ? ", and this CPU's AMX" : " (this CPU offers no AMX: the real kernel is not run)");
     CHECK(kern_amx_emulated.gemm_bf16_amx != NULL);

@@ -12,8 +12,8 @@
 #include "kern_impl.h"
 
 size_t kern_attn_scratch(int T, int D) {
-    size_t Tp = (size_t)pad16(T);
-    return (size_t)D * Tp + ATT_RB * Tp;
+    size_t Tp = (size_t)pad_att(T);
+    return (size_t)D * Tp + ATT_RB_MAX * Tp; /* the widest table's block */
 }
 
 #if defined(__x86_64__)

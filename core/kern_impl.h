@@ -150,48 +150,78 @@ static void k_gelu(float *x, size_t n) {
         x[i] = 0.5f * x[i] * (1.0f + k_erf(x[i] * 0.70710678118654752f));
 }
 
-#define ATT_RB 4  /* query rows per block */
-#define ATT_CB 16 /* columns per register block */
+/* Query rows per block and columns per register block: with AVX-512,
+ * 16-lane vectors and 8 rows x 32 columns (16 accumulators, 2 loads and 8
+ * broadcasts per 16 FMAs); elsewhere v8f and 4 x 16.  On the ViT-L/14
+ * tower at batch 8 the attention was 11% of the time with the narrow
+ * block on AVX-512 (perf, 2026-11-29; docs/ARCHITECTURE.md). */
+#if defined(__AVX512F__)
+#define ATT_RB 8
+#define ATT_CB 32
+typedef float v16f __attribute__((vector_size(64)));
+typedef v16f vatt;
+#define ATT_LANES 16
+#else
+#define ATT_RB    4
+#define ATT_CB    16
+typedef v8f vatt;
+#define ATT_LANES 8
+#endif
+#define ATT_RB_MAX 8 /* kern_attn_scratch's, for every table */
+#define ATT_NV     (ATT_CB / ATT_LANES)
 
-static inline int pad16(int n) { return (n + 15) & ~15; }
+static inline vatt ldatt(const float *p) {
+    vatt v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline void statt(float *p, vatt v) { memcpy(p, &v, sizeof v); }
+
+/* Key counts padded for the score blocks (32: a multiple of every table's
+ * ATT_CB). */
+static inline int pad_att(int n) { return (n + 31) & ~31; }
 
 /* s[r][j] = scale * q_r . kt[:, j] for a block of ATT_RB query rows, j < n
- * (a multiple of 16); kt and s rows are Tp apart. */
+ * (a multiple of ATT_CB); kt and s rows are Tp apart. */
 static inline void att_scores(const float *const qr[ATT_RB], const float *kt, int Tp, int n, int D,
                               float scale, float *s) {
     for (int j0 = 0; j0 < n; j0 += ATT_CB) {
-        v8f acc[ATT_RB][2] = {{{0}}};
+        vatt acc[ATT_RB][ATT_NV] = {{{0}}};
         for (int d = 0; d < D; d++) {
-            const v8f k0 = ld8(kt + (size_t)d * Tp + j0), k1 = ld8(kt + (size_t)d * Tp + j0 + 8);
+            vatt kv[ATT_NV];
+            for (int c = 0; c < ATT_NV; c++)
+                kv[c] = ldatt(kt + (size_t)d * Tp + j0 + c * ATT_LANES);
             for (int r = 0; r < ATT_RB; r++) {
-                const v8f qv = (v8f){0} + qr[r][d];
-                acc[r][0] += qv * k0;
-                acc[r][1] += qv * k1;
+                const vatt qv = (vatt){0} + qr[r][d];
+                for (int c = 0; c < ATT_NV; c++)
+                    acc[r][c] += qv * kv[c];
             }
         }
-        for (int r = 0; r < ATT_RB; r++) {
-            st8(s + (size_t)r * Tp + j0, acc[r][0] * scale);
-            st8(s + (size_t)r * Tp + j0 + 8, acc[r][1] * scale);
-        }
+        for (int r = 0; r < ATT_RB; r++)
+            for (int c = 0; c < ATT_NV; c++)
+                statt(s + (size_t)r * Tp + j0 + c * ATT_LANES, acc[r][c] * scale);
     }
 }
 
-/* o_r[d0 .. d0+16) = sum_j s[r][j] v[j][d0 ..] for a block of rows. */
-static inline void att_values(const float *s, int Tp, int T, const float *v, int ld, int d0,
+/* o_r[d0 .. d0 + nv ATT_LANES) = sum_j s[r][j] v[j][d0 ..] for a block of
+ * rows; nv (1 .. ATT_NV) a constant where it is inlined. */
+static inline void att_values(const float *s, int Tp, int T, const float *v, int ld, int d0, int nv,
                               float out[ATT_RB][ATT_CB]) {
-    v8f acc[ATT_RB][2] = {{{0}}};
+    vatt acc[ATT_RB][ATT_NV] = {{{0}}};
     for (int j = 0; j < T; j++) {
-        const v8f v0 = ld8(v + (size_t)j * ld + d0), v1 = ld8(v + (size_t)j * ld + d0 + 8);
+        vatt vv[ATT_NV];
+        for (int c = 0; c < nv; c++)
+            vv[c] = ldatt(v + (size_t)j * ld + d0 + c * ATT_LANES);
         for (int r = 0; r < ATT_RB; r++) {
-            const v8f sv = (v8f){0} + s[(size_t)r * Tp + j];
-            acc[r][0] += sv * v0;
-            acc[r][1] += sv * v1;
+            const vatt sv = (vatt){0} + s[(size_t)r * Tp + j];
+            for (int c = 0; c < nv; c++)
+                acc[r][c] += sv * vv[c];
         }
     }
-    for (int r = 0; r < ATT_RB; r++) {
-        st8(out[r], acc[r][0]);
-        st8(out[r] + 8, acc[r][1]);
-    }
+    for (int r = 0; r < ATT_RB; r++)
+        for (int c = 0; c < nv; c++)
+            statt(out[r] + c * ATT_LANES, acc[r][c]);
 }
 
 /* Keys row r (of a block starting at query i) may see. */
@@ -253,7 +283,7 @@ static void k_attention(const struct kern_attn *a, float *scratch) {
         att_rows(a, scratch);
         return;
     }
-    const int Tp = pad16(n_kv);
+    const int Tp = pad_att(n_kv);
     float *kt = scratch;                 /* [D][Tp], K transposed, zero padded */
     float *s = scratch + (size_t)D * Tp; /* [ATT_RB][Tp] scores of one row block */
     for (int d = 0; d < D; d++) {
@@ -263,14 +293,14 @@ static void k_attention(const struct kern_attn *a, float *scratch) {
         for (int j = n_kv; j < Tp; j++)
             row[j] = 0;
     }
-    const int Dv = D & ~(ATT_CB - 1); /* columns done by the 16-wide block */
+    const int Dv = D & ~(ATT_CB - 1); /* columns done by the register block */
     for (int i0 = 0; i0 < a->n_q; i0 += ATT_RB) {
         const int R = a->n_q - i0 < ATT_RB ? a->n_q - i0 : ATT_RB;
         const float *qr[ATT_RB];
         for (int r = 0; r < ATT_RB; r++)
             qr[r] = a->q + (size_t)(r < R ? i0 + r : i0) * a->ldq; /* pad: repeat */
         const int top = att_limit(a, i0 + R - 1);                  /* the block's widest row */
-        att_scores(qr, kt, Tp, pad16(top), D, a->scale, s);
+        att_scores(qr, kt, Tp, pad_att(top), D, a->scale, s);
         for (int r = 0; r < R; r++) {
             const int lim = att_limit(a, i0 + r);
             float *row = s + (size_t)r * Tp;
@@ -278,18 +308,25 @@ static void k_attention(const struct kern_attn *a, float *scratch) {
             for (int j = lim; j < top; j++)
                 row[j] = 0; /* masked: no weight */
         }
+        float acc[ATT_RB][ATT_CB];
         for (int d0 = 0; d0 < Dv; d0 += ATT_CB) {
-            float acc[ATT_RB][ATT_CB];
-            att_values(s, Tp, top, a->v, a->ldkv, d0, acc);
+            att_values(s, Tp, top, a->v, a->ldkv, d0, ATT_NV, acc);
             for (int r = 0; r < R; r++)
                 memcpy(a->out + (size_t)(i0 + r) * a->ld_out + d0, acc[r], sizeof acc[r]);
         }
-        for (int r = 0; r < R; r++) /* head widths that are not a multiple of 16 */
-            for (int d = Dv; d < D; d++) {
-                float acc = 0;
+        int dv = Dv;
+        if (ATT_NV > 1 && D - dv >= ATT_LANES) { /* one vector's width more */
+            att_values(s, Tp, top, a->v, a->ldkv, dv, 1, acc);
+            for (int r = 0; r < R; r++)
+                memcpy(a->out + (size_t)(i0 + r) * a->ld_out + dv, acc[r], ATT_LANES * sizeof(float));
+            dv += ATT_LANES;
+        }
+        for (int r = 0; r < R; r++) /* head widths that are not a multiple of the vector */
+            for (int d = dv; d < D; d++) {
+                float o = 0;
                 for (int j = 0; j < top; j++)
-                    acc += s[(size_t)r * Tp + j] * a->v[(size_t)j * a->ldkv + d];
-                a->out[(size_t)(i0 + r) * a->ld_out + d] = acc;
+                    o += s[(size_t)r * Tp + j] * a->v[(size_t)j * a->ldkv + d];
+                a->out[(size_t)(i0 + r) * a->ld_out + d] = o;
             }
     }
 }

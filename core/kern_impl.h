@@ -240,35 +240,91 @@ static inline void att_softmax(float *s, int lim, float alibi, int qpos) {
     k_softmax_row(s, lim);
 }
 
-static inline float att_dot(const float *a, const float *b, int n) {
-    v8f acc = {0};
-    int i = 0;
-    for (; i + 8 <= n; i += 8)
-        acc += ld8(a + i) * ld8(b + i);
-    float s = hsum8(acc);
-    for (; i < n; i++)
-        s += a[i] * b[i];
-    return s;
+static inline float hsum_att(vatt v) {
+#if ATT_LANES == 16
+    v8f lo, hi;
+    memcpy(&lo, &v, sizeof lo);
+    memcpy(&hi, (const char *)&v + sizeof lo, sizeof hi);
+    return hsum8(lo + hi);
+#else
+    return hsum8(v);
+#endif
+}
+
+/* s[j] = scale q . k_j for keys j < n: 4 keys at a time (4 independent
+ * accumulator chains; one chain was bound by the FMA latency). */
+static inline void att_row_scores(const float *q, const float *k, int ldk, int n, int D, float scale,
+                                  float *s) {
+    const int Dv = D & ~(ATT_LANES - 1);
+    int j = 0;
+    for (; j + 4 <= n; j += 4) {
+        const float *k0 = k + (size_t)j * ldk, *k1 = k0 + ldk, *k2 = k1 + ldk, *k3 = k2 + ldk;
+        vatt a0 = {0}, a1 = {0}, a2 = {0}, a3 = {0};
+        for (int d = 0; d < Dv; d += ATT_LANES) {
+            const vatt qv = ldatt(q + d);
+            a0 += qv * ldatt(k0 + d);
+            a1 += qv * ldatt(k1 + d);
+            a2 += qv * ldatt(k2 + d);
+            a3 += qv * ldatt(k3 + d);
+        }
+        float t0 = hsum_att(a0), t1 = hsum_att(a1), t2 = hsum_att(a2), t3 = hsum_att(a3);
+        for (int d = Dv; d < D; d++) {
+            t0 += q[d] * k0[d];
+            t1 += q[d] * k1[d];
+            t2 += q[d] * k2[d];
+            t3 += q[d] * k3[d];
+        }
+        s[j] = scale * t0, s[j + 1] = scale * t1, s[j + 2] = scale * t2, s[j + 3] = scale * t3;
+    }
+    for (; j < n; j++) {
+        const float *kj = k + (size_t)j * ldk;
+        vatt a0 = {0};
+        for (int d = 0; d < Dv; d += ATT_LANES)
+            a0 += ldatt(q + d) * ldatt(kj + d);
+        float t = hsum_att(a0);
+        for (int d = Dv; d < D; d++)
+            t += q[d] * kj[d];
+        s[j] = scale * t;
+    }
+}
+
+/* o[d0 .. d0 + nv ATT_LANES) = sum_j s[j] v_j[d0 ..]: nv (1 .. 8)
+ * accumulators, one per vector of the row, all live across the keys. */
+static inline void att_row_values(const float *s, const float *v, int ldv, int n, int d0, int nv, float *o) {
+    vatt acc[8] = {{0}};
+    for (int j = 0; j < n; j++) {
+        const vatt sv = (vatt){0} + s[j];
+        const float *vj = v + (size_t)j * ldv + d0;
+        for (int c = 0; c < nv; c++)
+            acc[c] += sv * ldatt(vj + c * ATT_LANES);
+    }
+    for (int c = 0; c < nv; c++)
+        statt(o + d0 + c * ATT_LANES, acc[c]);
 }
 
 /* Few queries (decode): dot products against each key row, no transpose. */
 static void att_rows(const struct kern_attn *a, float *s) {
-    const int D = a->dim;
+    const int D = a->dim, Dv = D & ~(ATT_LANES - 1);
     for (int i = 0; i < a->n_q; i++) {
         const float *q = a->q + (size_t)i * a->ldq;
         float *o = a->out + (size_t)i * a->ld_out;
         const int lim = att_limit(a, i);
-        for (int j = 0; j < lim; j++)
-            s[j] = a->scale * att_dot(q, a->k + (size_t)j * a->ldkv, D);
+        att_row_scores(q, a->k, a->ldkv, lim, D, a->scale, s);
         att_softmax(s, lim, a->alibi, a->q_pos0 + i);
         int d = 0;
-        for (; d + 8 <= D; d += 8) {
-            v8f acc = {0};
-            for (int j = 0; j < lim; j++)
-                acc += ((v8f){0} + s[j]) * ld8(a->v + (size_t)j * a->ldkv + d);
-            st8(o + d, acc);
+        for (; d + 8 * ATT_LANES <= Dv; d += 8 * ATT_LANES)
+            att_row_values(s, a->v, a->ldkv, lim, d, 8, o);
+        switch ((Dv - d) / ATT_LANES) { /* constant counts: the accumulators stay in registers */
+        case 7: att_row_values(s, a->v, a->ldkv, lim, d, 7, o); break;
+        case 6: att_row_values(s, a->v, a->ldkv, lim, d, 6, o); break;
+        case 5: att_row_values(s, a->v, a->ldkv, lim, d, 5, o); break;
+        case 4: att_row_values(s, a->v, a->ldkv, lim, d, 4, o); break;
+        case 3: att_row_values(s, a->v, a->ldkv, lim, d, 3, o); break;
+        case 2: att_row_values(s, a->v, a->ldkv, lim, d, 2, o); break;
+        case 1: att_row_values(s, a->v, a->ldkv, lim, d, 1, o); break;
+        default: break;
         }
-        for (; d < D; d++) {
+        for (d = Dv; d < D; d++) {
             float acc = 0;
             for (int j = 0; j < lim; j++)
                 acc += s[j] * a->v[(size_t)j * a->ldkv + d];

@@ -306,7 +306,8 @@ int main(void) {
         check_nt_rows(tables[t]);
         /* {n_q, n_kv, dim, causal, q_pos0, alibi}: ViT, Perceiver (64 latents
          * over 320 keys), cross-attention (64 keys), LM prefill with and
-         * without a cached prefix, decode (one query), odd widths. */
+         * without a cached prefix, decode (one query), odd widths; few
+         * queries with head widths of 1 to 12 vectors and a tail. */
         const struct {
             int n_q, n_kv, D, causal, pos0;
             float alibi;
@@ -317,7 +318,9 @@ int main(void) {
             {37, 37, 128, 1, 0, 0},       {37, 37, 128, 1, 0, -0.25f},   {6, 41, 80, 1, 35, 0},
             {6, 41, 80, 1, 35, -0.0625f}, {1, 100, 128, 1, 99, -0.5f},   {2, 100, 12, 1, 98, 0},
             {4, 4, 64, 1, 0, 0},          {5, 130, 16, 1, 125, -0.003f}, {8, 8, 48, 0, 0, 0},
-            {15, 70, 24, 1, 55, 0},       {23, 23, 96, 1, 0, -0.125f},
+            {15, 70, 24, 1, 55, 0},       {23, 23, 96, 1, 0, -0.125f},   {1, 37, 48, 1, 36, 0},
+            {2, 50, 80, 0, 0, 0},         {3, 20, 112, 1, 17, -0.25f},   {1, 9, 96, 0, 0, 0},
+            {5, 33, 200, 1, 28, 0},       {7, 7, 32, 1, 0, 0},
         };
         for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
             check_attention(tables[t], cases[i].n_q, cases[i].n_kv, cases[i].D, cases[i].causal,

@@ -385,11 +385,16 @@ static void wgemm_bf16_task(void *ctx, int task, int thread) {
     g_kern->gemm_bf16_dot(b->xb, j->m, j->w, lo, hi, j->y, j->ldy, j->alpha, j->accumulate, panel);
 }
 
-/* From this many rows, BF16 weights go to AMX tiles where the CPU has them
- * (kern gemm_bf16_amx, the AMX table): one tile is 16 rows of x.  Not yet
- * measured against gemm_bf16_dot (no AMX on the machines this was written
- * on): a tile product does 16 x 16 x 32 multiply-adds where vdpbf16ps does
- * 32, so the tiles should win wherever the weights are read from cache. */
+/* From this many rows, BF16 and q8_0 weights go to AMX tiles where the CPU
+ * has them (kern gemm_bf16_amx, the AMX table): one tile is 16 rows of x.
+ * Not yet measured (no AMX on the machines this was written on).  A tile
+ * product does 16 x 16 x 32 multiply-adds where vdpbf16ps does 32, so for
+ * BF16 the tiles should win wherever the weights come from cache.  For q8_0
+ * at 16 rows the int8 kernel ran at 80-88 G multiply-adds/s a core, less
+ * than the 16 x 17 G weights/s that 18 GB/s of q8_0 would feed, while the
+ * tiles' cost there is widening each weight once (a few instructions per
+ * 32), so they should reach the memory's rate first.  To be measured with
+ * tools/device_check.sh. */
 #define MAT_AMX_MIN_M 16
 
 struct wgemm_amx_job {
@@ -466,8 +471,8 @@ enum wpath { WP_MAT_GEMM, WP_I16, WP_TILES, WP_FEW_ROWS, WP_PANEL_SGEMM, WP_BF16
 
 static enum wpath wpath_of(int m, const struct wmat *w) {
     const int f32 = w->type == WMAT_F32;
-    if (g_kern->gemm_bf16_amx && w->k % 32 == 0 && w->n % 16 == 0 &&
-        ((w->type == WMAT_BF16 && m >= MAT_AMX_MIN_M) || (w->type == WMAT_Q8_0 && m > g_kern->i16_max_m)))
+    if (g_kern->gemm_bf16_amx && w->type != WMAT_F32 && m >= MAT_AMX_MIN_M && w->k % 32 == 0 &&
+        w->n % 16 == 0)
         return WP_AMX;
     if (g_kern->gemm_bf16_dot && m <= MAT_BF16_DOT_MAX_M &&
         ((w->type == WMAT_BF16 && m >= MAT_BF16_DOT_MIN_M) ||

@@ -491,15 +491,28 @@ def queue_full(model):
     """--max-seqs 1 --queue-len 1: one request runs, one waits, the next gets
     429 overloaded with Retry-After; the first two still complete."""
     srv = Server(model, "--max-seqs", "1", "--queue-len", "1", env=HOLD)
+
+    def gauges():
+        st, hd, m = srv.request("GET", "/metrics")
+        g = dict(ln.split()[:2] for ln in m.decode().splitlines() if ln.startswith("flamingo_"))
+        return int(g["flamingo_queue_depth"]), int(g["flamingo_active_sequences"])
+
     try:
         conns = []
-        for _ in range(2):  # chat streams answer their first event once submitted
+        # chat streams answer their first event once submitted; the engine then
+        # takes the first from the queue on its own thread: wait for that (on a
+        # loaded machine the second request could otherwise find it still queued)
+        for want in ((0, 1), (1, 1)):
             c = srv.conn()
             c.request("POST", "/v1/chat/completions", json.dumps({
                 "messages": [{"role": "user", "content": "a"}], "max_tokens": 70, "stream": True}),
                 {"Content-Type": "application/json"})
             r = c.getresponse()
             conns.append((c, r, r.readline()))
+            deadline = time.time() + 10
+            while gauges() != want and time.time() < deadline:
+                time.sleep(0.01)
+            check(gauges() == want, f"queue and active sequences {gauges()}, expected {want}")
         st, hd, data = srv.post("/v1/completions", {"prompt": "x", "max_tokens": 2})
         err = json.loads(data)["error"]
         check(st == 429 and err["type"] == "rate_limit_error" and err["code"] == "overloaded"

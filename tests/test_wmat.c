@@ -189,13 +189,12 @@ static void check_products(void) {
                      * takes the same x (the quantizer has its own test) */
                     const int i16 = type == WMAT_Q8_0;
                     const int pool_i16 = strcmp(mat_gemm_w_kernel(m, &w), "int16 rows") == 0;
-                    CHECK(pool_i16 == (i16 && m <= kern_best()->i16_max_m));
-                    /* AMX tiles (core/mat.c): BF16 from MAT_AMX_MIN_M = 16 rows, q8_0 past the
-                     * integer rows, whole tiles of W only */
+                    /* AMX tiles (core/mat.c): BF16 and q8_0 from MAT_AMX_MIN_M = 16 rows, whole
+                     * tiles of W only */
                     const int pool_amx = strcmp(mat_gemm_w_kernel(m, &w), "amx tiles") == 0;
-                    CHECK(pool_amx == (kern_best()->gemm_bf16_amx && k % 32 == 0 && n % 16 == 0 &&
-                                       ((type == WMAT_BF16 && m >= 16) ||
-                                        (type == WMAT_Q8_0 && m > kern_best()->i16_max_m))));
+                    CHECK(pool_amx == (kern_best()->gemm_bf16_amx && type != WMAT_F32 && m >= 16 &&
+                                       k % 32 == 0 && n % 16 == 0));
+                    CHECK(pool_i16 == (i16 && m <= kern_best()->i16_max_m && !pool_amx));
                     int16_t *xq = malloc((size_t)m * k * sizeof *xq);
                     float *xs = malloc((size_t)m * (k / 32 + 1) * sizeof *xs),
                           *xd = malloc((size_t)m * k * sizeof *xd);

@@ -12,7 +12,8 @@
 # `run` prints what the CPU has, runs test_amx and test_wmat (the real AMX kernel against the
 # double loop and the emulation), then on 2 CPUs each, all at once: flamingo's 3B bench in
 # bf16 and q8_0 with the amx table and with avx512bf16 (the same build without AMX), the gemm
-# bench in bf16 both ways, and the PyTorch peer (that machine's PyTorch) in bf16 and f32.
+# bench in bf16 and q8_0 both ways (1 to 64 rows: where the tiles start to win), and the
+# PyTorch peer (that machine's PyTorch) in bf16 and f32.
 # Results go to $OUT (the device tool's folder) and to stdout; about 5 minutes.
 set -u
 case "${1:-}" in
@@ -44,9 +45,15 @@ run)
     $T taskset -c 8,9 python3 bench/pytorch_peer.py --dtype bf16 --threads 2 --json >"$OUT/py_bf16.json" 2>&1 &
     $T taskset -c 10,11 python3 bench/pytorch_peer.py --dtype f32 --threads 2 --json >"$OUT/py_f32.json" 2>&1 &
     (
-        $T taskset -c 12,13 ./flamingo bench --synthetic gemm --dtype bf16 -t 2 >"$OUT/gemm_amx.txt" 2>&1
-        FLAMINGO_KERNELS=avx512bf16 $T taskset -c 12,13 ./flamingo bench --synthetic gemm --dtype bf16 -t 2 \
-            >"$OUT/gemm_noamx.txt" 2>&1
+        for d in bf16 q8_0; do
+            $T taskset -c 12,13 ./flamingo bench --synthetic gemm --dtype $d -t 2 >>"$OUT/gemm_amx.txt" 2>&1
+        done
+    ) &
+    (
+        for d in bf16 q8_0; do
+            FLAMINGO_KERNELS=avx512bf16 $T taskset -c 14,15 ./flamingo bench --synthetic gemm --dtype $d -t 2 \
+                >>"$OUT/gemm_noamx.txt" 2>&1
+        done
     ) &
     wait
     for f in "$OUT"/*; do

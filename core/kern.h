@@ -80,6 +80,10 @@ struct kern {
      * products per block.  A row's result does not depend on m. */
     void (*gemm_q8_i16_rows)(const int16_t *xq, const float *xs, int m, const struct wmat *w, int j_lo,
                              int j_hi, float *y, int ldy, float alpha, int accumulate);
+    /* wmat_i16_quantize_row and wmat_i8_quantize_row compiled for this
+     * table (core/actq_impl.h): the same bits, faster. */
+    void (*i16_quantize_row)(const float *x, int k, int16_t *q, float *scale);
+    void (*i8_quantize_row)(const float *x, int k, int8_t *q, float *scale, int32_t *corr);
     /* Up to this many rows, gemm_q8_i16_rows is the faster way to multiply by
      * q8_0 weights (core/mat.c), measured per table; from there the panel. */
     int i16_max_m;

@@ -16,6 +16,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "actq_impl.h"
 #include "kern.h"
 
 typedef float v8f __attribute__((vector_size(32)));
@@ -1438,6 +1439,8 @@ const struct kern KERN_TABLE = {
     .widen_rows = k_widen_rows,
     .gemm_nt_panel_w = k_gemm_nt_panel_w,
     .gemm_q8_i16_rows = k_gemm_q8_i16_rows,
+    .i16_quantize_row = actq_i16_row,
+    .i8_quantize_row = actq_i8_row,
     .i16_max_m = KERN_I16_MAX_M,
     .gemm_q8_i8_rows = K_GEMM_Q8_I8_ROWS,
     .bf16_pack_x = K_BF16_PACK_X,

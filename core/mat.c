@@ -516,10 +516,10 @@ static void irows_task(void *ctx, int r, int thread) {
     const size_t nb = (size_t)j->k / WMAT_Q8_BLOCK;
     const float *xr = j->x + (size_t)r * j->ldx;
     if (j->int8)
-        wmat_i8_quantize_row(xr, j->k, (int8_t *)g_irows.q + (size_t)r * j->k, g_irows.s + r * nb,
-                             g_irows.c + r * nb * 4);
+        g_kern->i8_quantize_row(xr, j->k, (int8_t *)g_irows.q + (size_t)r * j->k, g_irows.s + r * nb,
+                                g_irows.c + r * nb * 4);
     else
-        wmat_i16_quantize_row(xr, j->k, (int16_t *)g_irows.q + (size_t)r * j->k, g_irows.s + r * nb);
+        g_kern->i16_quantize_row(xr, j->k, (int16_t *)g_irows.q + (size_t)r * j->k, g_irows.s + r * nb);
 }
 
 /* The integer path: every row rounded to int16 blocks (int8 with their

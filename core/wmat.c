@@ -71,52 +71,12 @@ void wmat_q8_quantize_row(const float *w, int k, int8_t *q, uint16_t *scale) {
     }
 }
 
-/* One block of an activation row as integers of at most top in magnitude:
- * r[t] = rint(x[t] / s) with s = max |x| / top, returned; a block holding
- * an inf or a NaN gives a NaN scale and r all 0 (so NaN comes out, as from
- * f32).  No libm calls: this runs per decoded row. */
-static float act_block(const float *xb, float top, float r[WMAT_Q8_BLOCK]) {
-    float amax = 0;
-    int bad = 0;
-    for (int t = 0; t < WMAT_Q8_BLOCK; t++) {
-        const float a = fabsf(xb[t]);
-        amax = a > amax ? a : amax;
-        bad |= !(a <= FLT_MAX);
-    }
-    if (bad) {
-        memset(r, 0, WMAT_Q8_BLOCK * sizeof *r);
-        return NAN;
-    }
-    const float s = amax / top;
-    for (int t = 0; t < WMAT_Q8_BLOCK; t++) {
-        /* |x / s| <= top: adding and taking away 1.5 x 2^23 rounds it to
-         * the nearest integer, ties to even, as nearbyintf does */
-        const float v = s > 0 ? (xb[t] / s + 12582912.0f) - 12582912.0f : 0.0f;
-        r[t] = v > top ? top : v < -top ? -top : v;
-    }
-    return s;
-}
+#include "actq_impl.h"
 
-void wmat_i16_quantize_row(const float *x, int k, int16_t *q, float *scale) {
-    float r[WMAT_Q8_BLOCK];
-    for (int b = 0; b < k / WMAT_Q8_BLOCK; b++) {
-        scale[b] = act_block(x + (size_t)b * WMAT_Q8_BLOCK, 32767.0f, r);
-        for (int t = 0; t < WMAT_Q8_BLOCK; t++)
-            q[(size_t)b * WMAT_Q8_BLOCK + t] = (int16_t)r[t];
-    }
-}
+void wmat_i16_quantize_row(const float *x, int k, int16_t *q, float *scale) { actq_i16_row(x, k, q, scale); }
 
 void wmat_i8_quantize_row(const float *x, int k, int8_t *q, float *scale, int32_t *corr) {
-    float r[WMAT_Q8_BLOCK];
-    for (int b = 0; b < k / WMAT_Q8_BLOCK; b++) {
-        int32_t *cb = corr + (size_t)b * 4;
-        scale[b] = act_block(x + (size_t)b * WMAT_Q8_BLOCK, 127.0f, r);
-        memset(cb, 0, 4 * sizeof *cb);
-        for (int t = 0; t < WMAT_Q8_BLOCK; t++) {
-            q[(size_t)b * WMAT_Q8_BLOCK + t] = (int8_t)r[t];
-            cb[(t / 4) % 4] -= 128 * (int32_t)r[t];
-        }
-    }
+    actq_i8_row(x, k, q, scale, corr);
 }
 
 void wmat_rows_f32(const struct wmat *w, int r0, int r1, float *dst) {

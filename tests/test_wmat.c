@@ -493,6 +493,30 @@ static void check_act_quantizers(void) {
         }
     }
     CHECK_INT(bad, 0);
+    /* every table's copy (core/actq_impl.h), on that row and on random rows
+     * of every scale: the reference's bits */
+    const struct kern *tables[KERN_MAX_TABLES];
+    const int n_tables = kern_tables(tables);
+    float y[K];
+    for (int rep = 0; rep < 20; rep++) {
+        const float *row = rep ? y : x;
+        for (int t = 0; rep && t < K; t++) /* ties at .5 too: integers / 2 within a block's scale */
+            y[t] = rep % 3 ? frand() * ldexpf(1.0f, rep - 10) : (float)((int)(frand() * 64)) * 0.5f;
+        int16_t r16[K];
+        int8_t r8[K];
+        float rs16[K / 32], rs8[K / 32], ts[K / 32];
+        int32_t rc[K / 32 * 4], tc[K / 32 * 4];
+        wmat_i16_quantize_row(row, K, r16, rs16);
+        wmat_i8_quantize_row(row, K, r8, rs8, rc);
+        for (int t = 0; t < n_tables; t++) {
+            tables[t]->i16_quantize_row(row, K, q16, ts);
+            bad += memcmp(q16, r16, sizeof q16) != 0 || memcmp(ts, rs16, sizeof ts) != 0;
+            tables[t]->i8_quantize_row(row, K, q8, ts, tc);
+            bad += memcmp(q8, r8, sizeof q8) != 0 || memcmp(ts, rs8, sizeof ts) != 0 ||
+                   memcmp(tc, rc, sizeof tc) != 0;
+        }
+    }
+    CHECK_INT(bad, 0);
 }
 
 /* The error q8_0 and BF16 add to a product, against f32 weights: a bound

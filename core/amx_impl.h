@@ -191,24 +191,19 @@ static void k_gemm_bf16_amx(const uint16_t *xv, int m, const struct wmat *w, int
                     if (two) {
                         AMX_ZERO(2);
                         AMX_ZERO(3);
-                        for (int kb = 0; kb < nkb; kb++) {
-                            AMX_LOAD(4, a0 + kb * 32, wstride);
-                            AMX_LOAD(6, b0 + (size_t)kb * 512, 64);
-                            AMX_LOAD(7, b1 + (size_t)kb * 512, 64);
-                            AMX_DP(0, 4, 6);
-                            AMX_DP(1, 4, 7);
+                    }
+                    for (int kb = 0; kb < nkb; kb++) {
+                        AMX_LOAD(4, a0 + kb * 32, wstride);
+                        AMX_LOAD(6, b0 + (size_t)kb * 512, 64);
+                        AMX_LOAD(7, b1 + (size_t)kb * 512, 64);
+                        AMX_DP(0, 4, 6);
+                        AMX_DP(1, 4, 7);
+                        if (two) { /* the same in every pass: predicted, or unswitched by the compiler */
                             AMX_LOAD(5, a1 + kb * 32, wstride);
                             AMX_DP(2, 5, 6);
                             AMX_DP(3, 5, 7);
                         }
-                    } else
-                        for (int kb = 0; kb < nkb; kb++) {
-                            AMX_LOAD(4, a0 + kb * 32, wstride);
-                            AMX_LOAD(6, b0 + (size_t)kb * 512, 64);
-                            AMX_LOAD(7, b1 + (size_t)kb * 512, 64);
-                            AMX_DP(0, 4, 6);
-                            AMX_DP(1, 4, 7);
-                        }
+                    }
                     AMX_STORE(0, ct[0], 64);
                     AMX_STORE(1, ct[1], 64);
                     amx_put(ct[0], y, ldy, r0, j0, m, alpha, accumulate);

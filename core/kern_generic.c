@@ -106,7 +106,7 @@ int kern_tables(const struct kern *out[KERN_MAX_TABLES]) {
             out[n++] = &kern_avx512;
             if (__builtin_cpu_supports("avx512bf16")) {
                 out[n++] = &kern_avx512bf16;
-                if (kern_amx.gemm_bf16_amx && kern_amx_usable()) out[n++] = &kern_amx;
+                if (kern_amx_usable()) out[n++] = &kern_amx; /* its kernel, the tiles and the self-test */
             }
         }
     }

@@ -47,6 +47,16 @@ int main(int argc, char **argv) {
         fprintf(stderr, "flamingo: cannot start worker threads\n");
         return 1;
     }
+    /* a table the CPU cannot run falls back to the best it can (kern_best);
+     * a name that is no table at all is a typo, said as such */
+    const char *kn = getenv("FLAMINGO_KERNELS");
+    if (kn && strcmp(kn, "generic") && strcmp(kn, "avx2") && strcmp(kn, "avx512") &&
+        strcmp(kn, "avx512bf16") && strcmp(kn, "amx")) {
+        fprintf(stderr,
+                "flamingo: FLAMINGO_KERNELS must be generic, avx2, avx512, avx512bf16 or amx, not '%s'\n",
+                kn);
+        return 2;
+    }
     const char *act = getenv("FLAMINGO_Q8_ACT");
     if (act && mat_set_q8_act(act) < 0) {
         fprintf(stderr, "flamingo: FLAMINGO_Q8_ACT must be int16 or int8, not '%s'\n", act);

@@ -92,6 +92,11 @@ n=$((n + 1))
 if grep -q "^kernels avx512" "$tmp/out"; then want="q8_0 rows int8$"; else want="q8_0 rows int16$"; fi
 grep -q "$want" "$tmp/out" || { echo "FAIL: FLAMINGO_Q8_ACT=int8 --version: $want"; fails=$((fails + 1)); }
 expect 2 "FLAMINGO_Q8_ACT must be int16 or int8, not 'int4'" env FLAMINGO_Q8_ACT=int4 "$BIN" --version
+# FLAMINGO_KERNELS: a table's name picks it (a lesser one here), a name that is no table is an error
+ok env FLAMINGO_KERNELS=generic "$BIN" --version
+grep -q "kernels generic," "$tmp/out" || { echo "FAIL: FLAMINGO_KERNELS=generic --version"; fails=$((fails + 1)); }
+expect 2 "FLAMINGO_KERNELS must be generic, avx2, avx512, avx512bf16 or amx, not 'avx9'" \
+    env FLAMINGO_KERNELS=avx9 "$BIN" --version
 # the kernel benchmark runs and names the kernel mat_gemm_w picks (its
 # figures are not checked: benchmarks measure, tests do not)
 ok "$BIN" bench --synthetic gemm --dtype q8_0 --json -t 2

@@ -398,7 +398,7 @@ static void wgemm_bf16_task(void *ctx, int task, int thread) {
 #define MAT_AMX_MIN_M 16
 
 struct wgemm_amx_job {
-    const uint16_t *xv;
+    uint16_t *xv; /* written by the packing tasks, read by the product's */
     const float *x;
     const struct wmat *w;
     float *y;
@@ -410,8 +410,7 @@ static void amx_pack_task(void *ctx, int task, int thread) {
     (void)thread;
     const struct wgemm_amx_job *j = ctx;
     const int rb0 = task * j->step, n_rb = ((j->m + 31) & ~31) / 16;
-    g_kern->amx_pack_x(j->x, j->ldx, j->m, j->w->k, rb0, rb0 + j->step < n_rb ? rb0 + j->step : n_rb,
-                       (uint16_t *)j->xv);
+    g_kern->amx_pack_x(j->x, j->ldx, j->m, j->w->k, rb0, rb0 + j->step < n_rb ? rb0 + j->step : n_rb, j->xv);
 }
 
 static void wgemm_amx_task(void *ctx, int task, int thread) {

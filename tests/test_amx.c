@@ -13,8 +13,8 @@
  * accumulate, columns outside the range untouched, a NaN row that spoils
  * only itself, and each row's result bit for bit the same alone as in the
  * batch.  Where the CPU and kernel really offer AMX (kern_amx_usable), the
- * real table's kernel and mat_gemm_w's pool path go through the same
- * checks, and must agree with the emulation.
+ * real table's kernel goes through the same checks and must agree with the
+ * emulation (tests/test_wmat.c then checks mat_gemm_w's AMX path).
  */
 #include <stdint.h>
 #include <stdlib.h>

@@ -50,11 +50,17 @@ int main(int argc, char **argv) {
     /* a table the CPU cannot run falls back to the best it can (kern_best);
      * a name that is no table at all is a typo, said as such */
     const char *kn = getenv("FLAMINGO_KERNELS");
-    if (kn && strcmp(kn, "generic") && strcmp(kn, "avx2") && strcmp(kn, "avx512") &&
-        strcmp(kn, "avx512bf16") && strcmp(kn, "amx")) {
-        fprintf(stderr,
-                "flamingo: FLAMINGO_KERNELS must be generic, avx2, avx512, avx512bf16 or amx, not '%s'\n",
-                kn);
+    int known = !kn;
+    for (int i = 0; !known && i < KERN_MAX_TABLES; i++)
+        known = strcmp(kn, kern_all[i]->name) == 0;
+    if (!known) {
+        fprintf(stderr, "flamingo: FLAMINGO_KERNELS must be ");
+        for (int i = 0; i < KERN_MAX_TABLES; i++)
+            fprintf(stderr, "%s%s", kern_all[i]->name,
+                    i == KERN_MAX_TABLES - 1   ? ""
+                    : i == KERN_MAX_TABLES - 2 ? " or "
+                                               : ", ");
+        fprintf(stderr, ", not '%s'\n", kn);
         return 2;
     }
     const char *act = getenv("FLAMINGO_Q8_ACT");

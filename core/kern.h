@@ -138,6 +138,9 @@ extern const struct kern kern_amx;
  * AVX2 + FMA, generic; FLAMINGO_KERNELS=NAME picks a lesser one). */
 const struct kern *kern_best(void);
 #define KERN_MAX_TABLES 5
+/* Every table built in, whether this CPU runs it or not, generic first (the
+ * names FLAMINGO_KERNELS accepts). */
+extern const struct kern *const kern_all[KERN_MAX_TABLES];
 /* Every table this CPU runs, generic first, best last (for tests and
  * benchmarks); returns how many (at most KERN_MAX_TABLES). */
 int kern_tables(const struct kern *out[KERN_MAX_TABLES]);

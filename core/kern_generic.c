@@ -92,6 +92,9 @@ int kern_amx_status(void) {
 
 int kern_amx_usable(void) { return kern_amx_status() == KERN_AMX_OK; }
 
+const struct kern *const kern_all[KERN_MAX_TABLES] = {&kern_generic, &kern_avx2, &kern_avx512,
+                                                      &kern_avx512bf16, &kern_amx};
+
 /* Every table this CPU (and OS) runs, in order of preference reversed. */
 int kern_tables(const struct kern *out[KERN_MAX_TABLES]) {
     int n = 0;
@@ -115,7 +118,7 @@ int kern_tables(const struct kern *out[KERN_MAX_TABLES]) {
 }
 
 const struct kern *kern_best(void) {
-    /* FLAMINGO_KERNELS=generic|avx2|avx512|avx512bf16 picks a lesser table
+    /* FLAMINGO_KERNELS=NAME (one of kern_all's) picks a lesser table
      * (for tests and for comparing); otherwise the widest the CPU and OS
      * support. */
     const struct kern *t[KERN_MAX_TABLES];

@@ -97,27 +97,51 @@ def neox_layer(layer, x):
     return layer.mlp(layer.post_attention_layernorm(a)) + a
 
 
-def gated_xattn(blk, x, media, text_time):
+def chunk_index(text_time, M):
+    """Where each image's tokens are: text_time [B, T] (1-based index of the latest <image>, 0
+    before the first) -> (gather [B*M, Tc] rows of the flattened [B*T] tokens, valid [B*M, Tc]).
+    A token sees only its latest image, so the cross-attention runs chunk by chunk: [B*M, Tc]
+    queries over that chunk's L latents instead of [B, T] queries over all M*L, masked (M times
+    less work; the same function)."""
+    B, T = text_time.shape
+    tt = text_time.reshape(-1)
+    assert tt.numel() == 0 or int(tt.max()) <= M, "more <image> tokens than images"
+    rows = torch.arange(B * T)
+    slot = torch.arange(B).repeat_interleave(T) * M + tt - 1       # media slot of every token
+    seen = tt > 0
+    slot, rows = slot[seen], rows[seen]
+    counts = torch.bincount(slot, minlength=B * M)
+    Tc = max(1, int(counts.max()))
+    start = torch.cumsum(counts, 0) - counts
+    pos = torch.arange(len(slot)) - start[slot]                      # tokens of a chunk are contiguous
+    gather = torch.zeros(B * M, Tc, dtype=torch.long)
+    valid = torch.zeros(B * M, Tc, dtype=torch.bool)
+    gather[slot, pos] = rows
+    valid[slot, pos] = True
+    return gather, valid
+
+
+def gated_xattn(blk, x, media, chunks):
     """flamingo_ref.GatedCrossAttentionBlock over x [B, T, d]; media [B, M, L, Dv] (the
-    latents of each sequence's images, in order; unused slots may hold anything);
-    text_time [B, T]: 1-based index of the latest <image> at or before each token, 0 if none."""
+    latents of each sequence's images, in order; unused slots may hold anything); chunks:
+    chunk_index(text_time, M), text_time [B, T] the 1-based index of the latest <image> at or
+    before each token, 0 if none (those tokens get no cross-attention output, as upstream)."""
     a = blk.attn
     B, T, _ = x.shape
     M, L = media.shape[1], media.shape[2]
     h = a.heads
-    q = a.to_q(a.norm(x)).view(B, T, h, -1).transpose(1, 2) * a.scale       # [B, h, T, dh]
-    k, v = a.to_kv(media.reshape(B, M * L, -1)).chunk(2, dim=-1)
-    k = k.reshape(B, M * L, h, -1).transpose(1, 2)                           # [B, h, M*L, dh]
-    v = v.reshape(B, M * L, h, -1).transpose(1, 2)
-    sim = q @ k.transpose(-1, -2)                                            # [B, h, T, M*L]
-    media_time = (torch.arange(M) + 1).repeat_interleave(L)
-    mask = text_time[:, :, None] == media_time[None, None, :]               # [B, T, M*L]
-    sim = sim.masked_fill(~mask[:, None], -torch.finfo(sim.dtype).max)
-    sim = sim - sim.amax(dim=-1, keepdim=True).detach()
-    attn = sim.softmax(dim=-1)
-    attn = attn.masked_fill((text_time == 0)[:, None, :, None], 0.0)
-    out = a.to_out((attn @ v).transpose(1, 2).reshape(B, T, -1))
-    x = out * blk.attn_gate.tanh() + x
+    gather, valid = chunks
+    q = a.to_q(a.norm(x)).reshape(B * T, -1)
+    inner = q.shape[-1]
+    q = q[gather].view(B * M, -1, h, inner // h).transpose(1, 2) * a.scale   # [B*M, h, Tc, dh]
+    k, v = a.to_kv(media.reshape(B * M, L, -1)).chunk(2, dim=-1)
+    k = k.reshape(B * M, L, h, -1).transpose(1, 2)                           # [B*M, h, L, dh]
+    v = v.reshape(B * M, L, h, -1).transpose(1, 2)
+    sim = q @ k.transpose(-1, -2)                                            # [B*M, h, Tc, L]
+    attn = (sim - sim.amax(dim=-1, keepdim=True).detach()).softmax(dim=-1)
+    o = (attn @ v).transpose(1, 2).reshape(B * M, -1, inner)                 # [B*M, Tc, inner]
+    out = torch.zeros(B * T, inner, dtype=o.dtype).index_put((gather[valid],), o[valid])
+    x = a.to_out(out.view(B, T, inner)) * blk.attn_gate.tanh() + x
     return blk.ff(x) * blk.ff_gate.tanh() + x
 
 
@@ -126,10 +150,11 @@ def lm_forward(m, ids, media=None, xattn=True):
     xattn=False skips the cross-attention blocks (the text-only language model)."""
     lang = m.lang_encoder
     x = lang.gpt_neox.embed_in(ids)
-    text_time = (ids == m.media_token_id).long().cumsum(dim=-1)
+    if xattn:
+        chunks = chunk_index((ids == m.media_token_id).long().cumsum(dim=-1), media.shape[1])
     for layer in lang.layers():
         if xattn and layer.gated_cross_attn_layer is not None:
-            x = gated_xattn(layer.gated_cross_attn_layer, x, media, text_time)
+            x = gated_xattn(layer.gated_cross_attn_layer, x, media, chunks)
         x = neox_layer(layer.decoder_layer, x)
     return lang.embed_out(lang.gpt_neox.final_layer_norm(x))
 

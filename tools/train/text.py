@@ -116,6 +116,22 @@ def q_count(objs, rng):
     return "How many objects are there?", NUM[len(objs)]
 
 
+def q_count_pair(objs, rng):
+    """How many objects of one colour and shape (a caption's count words): training only."""
+    pairs = sorted({(o["color"], o["shape"]) for o in objs})
+    if rng.random() < 0.15:      # an absent pair that shares its colour or its shape with one present
+        c, s = pairs[int(rng.integers(len(pairs)))]
+        if rng.random() < 0.5:
+            c = [k for k in world.COLOR_NAMES if (k, s) not in pairs][int(rng.integers(len(world.COLOR_NAMES) - sum(p[1] == s for p in pairs)))]
+        else:
+            s = [k for k in world.SHAPES if (c, k) not in pairs][int(rng.integers(len(world.SHAPES) - sum(p[0] == c for p in pairs)))]
+    else:       # an object's pair: pairs of two or more objects come up more often
+        o = objs[int(rng.integers(len(objs)))]
+        c, s = o["color"], o["shape"]
+    n = sum(o["color"] == c and o["shape"] == s for o in objs)
+    return f"How many {c} {world.PLURALS[s]} are there?", NUM[n]
+
+
 def q_presence(objs, rng):
     pairs = {(o["color"], o["shape"]) for o in objs}
     if rng.random() < 0.5:
@@ -132,12 +148,12 @@ def q_presence(objs, rng):
     return f"Is there {article(c)} {c} {s}?", ans
 
 
-def q_position(objs, rng):
+def q_position(objs, rng, yes_no_only=False):
     refs = _refs(objs)
     if len(objs) < 2 or not refs:
         return None
     rels = list(RELS)
-    if rng.random() < 0.5:
+    if not yes_no_only and rng.random() < 0.5:
         # "What is <rel> <ref>?"
         opts = []
         for j, ref in refs.items():
@@ -181,10 +197,14 @@ def question(objs, qtype, rng, colour_word="color"):
         return q_shape(objs, rng)
     if qtype == "count":
         return q_count(objs, rng)
+    if qtype == "count_pair":
+        return q_count_pair(objs, rng)
     if qtype == "presence":
         return q_presence(objs, rng)
     if qtype == "position":
         return q_position(objs, rng)
+    if qtype == "position_yn":
+        return q_position(objs, rng, yes_no_only=True)
     raise ValueError(qtype)
 
 

@@ -2,7 +2,8 @@
 """Train the bundled model, weights/flamingo-tiny.safetensors, from scratch (the Flamingo recipe
 at small scale; tools/train/README.md has the design and the figures).
 
-    /usr/bin/python3 tools/train/train.py            # full run, about 55 minutes on 2 shared cores
+    /usr/bin/python3 tools/train/train.py            # full run, about an hour on 2 shared cores
+    /usr/bin/python3 tools/train/train.py --from weights/flamingo-tiny.safetensors   # stage c only
     /usr/bin/python3 tools/train/train.py --smoke    # a few steps of every stage, to a temp file
 
 Stages:
@@ -19,8 +20,9 @@ Stages:
   p  both frozen; the Perceiver Resampler (64 latents, one per patch) trained to reproduce the
      patch tokens, latent i for patch i
   c  the gated cross-attention layers trained on interleaved image-text sequences of 1-4 chunks
-     (few-shot examples included), gates from 0.5, the first c_bind steps on colour and presence
-     questions only; the Perceiver as stage p left it
+     (few-shot examples included), gates from 0.5, in phases (c_plan): colour and presence
+     questions only, the full mix, yes / no position questions only, the full mix again at a
+     lower rate; the Perceiver as stage p left it
 Then the model file is written with weights/stfile.py and read back with the reference
 (tests/reference/flamingo_ref.py), whose logits must equal the training model's.
 
@@ -68,13 +70,18 @@ import world  # noqa: E402
 SEED = 1              # the training world; evalset.py uses another seed (EVAL_SEED there)
 FULL = dict(n_images=24000, a_steps=6000, a_batch=96, a_lr=2e-3,
             b_steps=1500, b_batch=48, b_lr=2e-3, b_same=0.6, b_probe=200,
-            c_steps=6000, c_bind=900, c_batch=32, c_lr=2e-3, c_gate0=0.5, a_pos=1.0, p_steps=600, p_lr=3e-3,
-            a_coord=1.0)
+            c_steps=5000, c_bind=900, c_batch=32, c_lr=2e-3, c_gate0=0.5, a_pos=1.0, p_steps=600, p_lr=3e-3,
+            a_coord=1.0, c_yn=1600, c_yn_lr=2e-3, c_tail=1000, c_tail_lr=1e-3)
 SMOKE = dict(n_images=192, a_steps=4, a_batch=32, a_lr=1e-3,
              b_steps=4, b_batch=8, b_lr=1e-3, b_same=0.6, b_probe=5,
              c_steps=4, c_bind=2, c_batch=8, c_lr=1e-3, c_gate0=0.5, a_pos=1.0, p_steps=4, p_lr=3e-3,
-             a_coord=1.0)
+             a_coord=1.0, c_yn=2, c_yn_lr=1e-3, c_tail=2, c_tail_lr=1e-3)
 QTYPE_P = {"caption": 0.24, "color": 0.12, "shape": 0.12, "count": 0.18, "position": 0.22, "presence": 0.12}
+# Stage c's mix after the binding phase: colour and shape questions are easy (99% after run12),
+# counts are not, and a caption's first word is the count of its largest colour-shape group, so
+# stage c also asks "How many red circles are there?" (count_pair; not in the evaluation set).
+QTYPE_C = {"caption": 0.26, "color": 0.07, "shape": 0.06, "count": 0.19, "count_pair": 0.06,
+           "position": 0.24, "presence": 0.12}
 N_CHUNKS_P = [0.35, 0.25, 0.25, 0.15]      # 1, 2, 3, 4 chunks per sequence
 
 
@@ -535,37 +542,49 @@ def stage_c(m, tok, feats, truths, hp, seed, procs):
         p.requires_grad_(True)
 
 
+def c_plan(hp):
+    """Stage c's schedule: [(steps, mix, lr)] phases, each with its own warm-up and cosine,
+    except that the binding phase is the start of the main phase's cosine (one schedule over
+    c_steps, as run12). Then, if c_yn > 0, yes / no position questions alone ("Is A left of
+    B?": two look-ups and a comparison, at chance in the full mix; learnt alone only from a
+    cross-attention that already finds objects, after a plateau of 400-1,100 steps), then c_tail
+    steps of the full mix at a lower rate, which win back what the others lost in that phase."""
+    bind_p = {t: (0.5 if t in ("color", "presence") else 0.0) for t in QTYPE_C}
+    plan = [(hp["c_bind"], bind_p, None), (hp["c_steps"] - hp["c_bind"], QTYPE_C, None)]
+    if hp.get("c_yn", 0) > 0:
+        plan.append((hp["c_yn"], {"position_yn": 1.0}, hp["c_yn_lr"]))
+    if hp.get("c_tail", 0) > 0:
+        plan.append((hp["c_tail"], QTYPE_C, hp["c_tail_lr"]))
+    return plan
+
+
 def _stage_c_loop(rank, procs, m, tok, latents, truths, train, hp, seed):
-    steps, lr = hp["c_steps"], hp["c_lr"]
-    opt = torch.optim.AdamW(train, lr=lr, weight_decay=0.01)
+    opt = torch.optim.AdamW(train, lr=hp["c_lr"], weight_decay=0.01)
     rng = np.random.default_rng([seed, 300, rank])
     n_pool = len(truths)
     # The first c_bind steps ask only colour and presence questions: the two that need the
     # colour bound to the shape. On that mix the loss drops sharply after 400-700 steps at a
     # high learning rate (the cross-attention finds the object's patches); on the full mix, where
     # they are a quarter of the chunks, it had not within 2,400 steps (run7; tools/train/README.md).
-    bind_p = {t: (0.5 if t in ("color", "presence") else 0.0) for t in QTYPE_P}
+    schedule = []
+    for k, (n_steps, mix, lr) in enumerate(c_plan(hp)):
+        for i in range(n_steps):
+            if lr is None:          # the binding and main phases: one cosine over c_steps
+                at = i + (hp["c_bind"] if k == 1 else 0)
+                schedule.append((mix, lr_at(at, hp["c_steps"], hp["c_lr"], 50)))
+            else:
+                schedule.append((mix, lr_at(i, n_steps, lr, 50)))
+    steps = len(schedule)
     t0 = time.time()
     ema = None
-    for step in range(steps):
+    for step, (mix, lr) in enumerate(schedule):
         n = n_chunks(rng)
-        mix = bind_p if step < hp["c_bind"] else QTYPE_P
         seqs = [sample_sequence(rng, tok, lambda i: truths[i]["objects"], n_pool, n, mix)
                 for _ in range(hp["c_batch"] // procs)]
         ids, mask = collate(seqs, tok.pad)
-        n_img = [len(s[2]) for s in seqs]
-        flat = torch.tensor([i for s in seqs for i in s[2]])
-        lat = latents[flat]                                          # [sum n_img, L, W]
-        media = torch.zeros(len(seqs), max(n_img), lat.shape[1], lat.shape[2])
-        at = 0
-        rows, cols = [], []
-        for b, k in enumerate(n_img):
-            rows += [b] * k
-            cols += list(range(k))
-            at += k
-        media = media.index_put((torch.tensor(rows), torch.tensor(cols)), lat)
+        media = torch.stack([latents[s[2]] for s in seqs])          # [B, n, L, W]: n images each
         for g in opt.param_groups:
-            g["lr"] = lr_at(step, steps, lr, 50)
+            g["lr"] = lr
         loss = next_token_loss(M.lm_forward(m, ids, media), ids, mask)
         optimise(opt, loss, train, clip=1.0)
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
@@ -578,6 +597,22 @@ def _stage_c_loop(rank, procs, m, tok, latents, truths, train, hp, seed):
 
 # ---------------------------------------------------------------------------------------
 # Export and check
+
+def reuse_stages(m, cfg, tok_json, path):
+    """--from: stages a, b and p as an earlier run left them. The tokenizer and the
+    configuration must be the ones this train.py makes (else stage c would not be the same);
+    the cross-attention blocks keep this run's initial weights. The earlier stages' figures
+    (held-out vision heads, reconstruction) are in that run's log, not recomputed here."""
+    tensors, meta = stfile.read(path)
+    if meta.get("tokenizer") != tok_json or json.loads(meta["config"]) != cfg:
+        sys.exit(f"{path}: its tokenizer or configuration is not the one this train.py makes")
+    own = m.state_dict()
+    for k, v in tensors.items():
+        if ".gated_cross_attn_layer." not in k:
+            own[k].copy_(torch.from_numpy(np.asarray(v, dtype=np.float32)))
+    log(f"stages a, b, p from {path}")
+    return None, None, None
+
 
 def export(m, cfg, tok_json, path):
     state = {k: v.detach().float().numpy() for k, v in m.state_dict().items()}
@@ -612,6 +647,10 @@ def main():
     ap.add_argument("--workers", type=int, default=2, help="processes rendering images")
     ap.add_argument("--reuse-images", action="store_true", help="load stage 0's images from --work if there")
     ap.add_argument("--set", action="append", default=[], help="override a hyperparameter, e.g. c_steps=100")
+    ap.add_argument("--from", dest="from_", metavar="FILE",
+                    help="take the vision encoder, Perceiver, language model and tokenizer from FILE, an "
+                         "earlier run's output, and run stage c only (the same file as a full run with "
+                         "those stages: stage c depends on them and on the seed only)")
     args = ap.parse_args()
     hp = dict(SMOKE if args.smoke else FULL)
     for kv in args.set:
@@ -647,20 +686,28 @@ def main():
     times["0_images"] = time.time() - t
     log(f"stage 0: {len(truths)} images in {times['0_images']:.0f}s")
 
-    t = time.time()
-    info_a = stage_a(m, images, truths, hp, SEED, args.procs)
-    times["a_vision"] = time.time() - t
-    t = time.time()
-    info_b = stage_b(m, tok, hp, SEED, args.procs)
-    times["b_lm"] = time.time() - t
+    if args.from_:
+        info_a, info_b, info_p = reuse_stages(m, cfg, tok_json, args.from_)
+        times["from"] = args.from_
+        t = time.time()
+        m.eval()
+        feats = M.vision_features(m, M.normalize(images))
+        times["c_features"] = time.time() - t
+    else:
+        t = time.time()
+        info_a = stage_a(m, images, truths, hp, SEED, args.procs)
+        times["a_vision"] = time.time() - t
+        t = time.time()
+        info_b = stage_b(m, tok, hp, SEED, args.procs)
+        times["b_lm"] = time.time() - t
 
-    t = time.time()
-    m.eval()
-    feats = M.vision_features(m, M.normalize(images))   # frozen: computed once
-    times["c_features"] = time.time() - t
-    t = time.time()
-    info_p = stage_p(m, feats, hp, SEED, args.procs)
-    times["p_perceiver"] = time.time() - t
+        t = time.time()
+        m.eval()
+        feats = M.vision_features(m, M.normalize(images))   # frozen: computed once
+        times["c_features"] = time.time() - t
+        t = time.time()
+        info_p = stage_p(m, feats, hp, SEED, args.procs)
+        times["p_perceiver"] = time.time() - t
     t = time.time()
     stage_c(m, tok, feats, truths, hp, SEED, args.procs)
     times["c_xattn"] = time.time() - t
@@ -670,7 +717,8 @@ def main():
     export(m, cfg, tok_json, out)
     check_export(m, out, tok, images, truths)
     times["total"] = time.time() - T0
-    log(f"wrote {out} ({os.path.getsize(out)} bytes); times " + json.dumps({k: round(v) for k, v in times.items()}))
+    log(f"wrote {out} ({os.path.getsize(out)} bytes); times " +
+        json.dumps({k: (round(v) if isinstance(v, float) else v) for k, v in times.items()}))
     os.makedirs(args.work, exist_ok=True)
     with open(os.path.join(args.work, "smoke.json" if args.smoke else "train.json"), "w") as f:
         json.dump({"hp": hp, "times_s": times, "vision_heldout": info_a, "lm_context_answers": info_b, "perceiver_reconstruction": info_p, "params": n_params, "out": out}, f, indent=1)

@@ -20,7 +20,7 @@ Stages:
   p  both frozen; the Perceiver Resampler (64 latents, one per patch) trained to reproduce the
      patch tokens, latent i for patch i
   c  the gated cross-attention layers trained on interleaved image-text sequences of 1-4 chunks
-     (few-shot examples included), gates from 0.5, in phases (c_plan): colour and presence
+     (few-shot examples included), gates from 0.5, in phases (c_schedule): colour and presence
      questions only, the full mix, yes / no position questions only, the full mix again at a
      lower rate; the Perceiver as stage p left it
 Then the model file is written with weights/stfile.py and read back with the reference
@@ -542,38 +542,31 @@ def stage_c(m, tok, feats, truths, hp, seed, procs):
         p.requires_grad_(True)
 
 
-def c_plan(hp):
-    """Stage c's schedule: [(steps, mix, lr)] phases, each with its own warm-up and cosine,
-    except that the binding phase is the start of the main phase's cosine (one schedule over
-    c_steps, as run12). Then, if c_yn > 0, yes / no position questions alone ("Is A left of
-    B?": two look-ups and a comparison, at chance in the full mix; learnt alone only from a
-    cross-attention that already finds objects, after a plateau of 400-1,100 steps), then c_tail
-    steps of the full mix at a lower rate, which win back what the others lost in that phase."""
+def c_schedule(hp):
+    """Stage c's question mix and learning rate at every step, in phases:
+    1. binding, c_bind steps: colour and presence questions only, the two that need the colour
+       bound to the shape. On that mix the loss drops sharply after 400-700 steps at a high
+       learning rate (the cross-attention finds the object's patches); on the full mix, where
+       they are a quarter of the chunks, it had not within 2,400 steps (run7).
+    2. main, the rest of c_steps: the full mix (QTYPE_C). 1 and 2 share one warm-up and cosine.
+    3. c_yn steps of yes / no position questions alone ("Is A left of B?": two look-ups and a
+       comparison, at chance in the full mix; learnt alone only from a cross-attention that
+       already finds objects, after a plateau of 400-1,100 steps), with their own cosine.
+    4. tail, c_tail steps of the full mix at a lower rate, which win back what the other kinds
+       lost in phase 3. (tools/train/README.md, "Stage c's phases".)"""
     bind_p = {t: (0.5 if t in ("color", "presence") else 0.0) for t in QTYPE_C}
-    plan = [(hp["c_bind"], bind_p, None), (hp["c_steps"] - hp["c_bind"], QTYPE_C, None)]
-    if hp.get("c_yn", 0) > 0:
-        plan.append((hp["c_yn"], {"position_yn": 1.0}, hp["c_yn_lr"]))
-    if hp.get("c_tail", 0) > 0:
-        plan.append((hp["c_tail"], QTYPE_C, hp["c_tail_lr"]))
-    return plan
+    yes_no = {"position_yn": 1.0}
+    return ([(bind_p if i < hp["c_bind"] else QTYPE_C, lr_at(i, hp["c_steps"], hp["c_lr"], 50))
+             for i in range(hp["c_steps"])] +
+            [(yes_no, lr_at(i, hp["c_yn"], hp["c_yn_lr"], 50)) for i in range(hp["c_yn"])] +
+            [(QTYPE_C, lr_at(i, hp["c_tail"], hp["c_tail_lr"], 50)) for i in range(hp["c_tail"])])
 
 
 def _stage_c_loop(rank, procs, m, tok, latents, truths, train, hp, seed):
     opt = torch.optim.AdamW(train, lr=hp["c_lr"], weight_decay=0.01)
     rng = np.random.default_rng([seed, 300, rank])
     n_pool = len(truths)
-    # The first c_bind steps ask only colour and presence questions: the two that need the
-    # colour bound to the shape. On that mix the loss drops sharply after 400-700 steps at a
-    # high learning rate (the cross-attention finds the object's patches); on the full mix, where
-    # they are a quarter of the chunks, it had not within 2,400 steps (run7; tools/train/README.md).
-    schedule = []
-    for k, (n_steps, mix, lr) in enumerate(c_plan(hp)):
-        for i in range(n_steps):
-            if lr is None:          # the binding and main phases: one cosine over c_steps
-                at = i + (hp["c_bind"] if k == 1 else 0)
-                schedule.append((mix, lr_at(at, hp["c_steps"], hp["c_lr"], 50)))
-            else:
-                schedule.append((mix, lr_at(i, n_steps, lr, 50)))
+    schedule = c_schedule(hp)
     steps = len(schedule)
     t0 = time.time()
     ema = None

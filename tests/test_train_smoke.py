@@ -3,9 +3,10 @@ steps of every stage on a few images, under a minute), end to end: the file
 it writes loads in the C engine, and the engine agrees with the PyTorch
 reference on it (tests/bundled_check.py against that file: logits within 1e-4
 of their range, greedy answers identical on 50 held-out images); and
-`--from` that file runs stage c alone: every tensor but the cross-attention
-blocks' comes out unchanged, and a file whose tokenizer is not this
-train.py's is refused.  The full training (about an hour) is not run here."""
+`--from` that file runs stage c alone: with the same settings the same file
+comes out bit for bit, with another stage c schedule only the cross-attention
+blocks' tensors change, and a file whose tokenizer is not this train.py's is
+refused.  The full training (about an hour) is not run here."""
 import json
 import os
 import subprocess
@@ -31,7 +32,7 @@ def check_from(tmp, first):
     """--from FILE: stage c only. With the same settings the file comes out bit for bit the
     same (stage c depends on the earlier stages and the seed only); with another stage c
     schedule, only the cross-attention blocks' tensors change."""
-    a, _ = stfile.read(first)
+    a, meta = stfile.read(first)
     xattn = [k for k in a if ".gated_cross_attn_layer." in k]
     for extra, want_moved in (([], False), (["--set", "c_tail=3"], True)):
         again = os.path.join(tmp, "again.safetensors")
@@ -48,10 +49,9 @@ def check_from(tmp, first):
         if sorted(a) != sorted(b) or len(same) != len(a) - len(xattn) or bool(moved) != want_moved:
             print("FAIL --from", *extra)
             return 1
-    tensors, meta = stfile.read(first)
     meta["tokenizer"] = json.dumps(dict(json.loads(meta["tokenizer"]), added_tokens=[]))
     other = os.path.join(tmp, "other-tokenizer.safetensors")
-    stfile.write(other, tensors, metadata=meta)
+    stfile.write(other, a, metadata=meta)
     rc, log = train(tmp, "--out", os.path.join(tmp, "refused.safetensors"), "--from", other)
     if rc == 0 or "tokenizer or configuration" not in log:
         print(log)

@@ -604,7 +604,6 @@ def reuse_stages(m, cfg, tok_json, path):
         if ".gated_cross_attn_layer." not in k:
             own[k].copy_(torch.from_numpy(np.asarray(v, dtype=np.float32)))
     log(f"stages a, b, p from {path}")
-    return None, None, None
 
 
 def export(m, cfg, tok_json, path):
@@ -679,13 +678,10 @@ def main():
     times["0_images"] = time.time() - t
     log(f"stage 0: {len(truths)} images in {times['0_images']:.0f}s")
 
+    info_a = info_b = info_p = None     # with --from: in the earlier run's log
     if args.from_:
-        info_a, info_b, info_p = reuse_stages(m, cfg, tok_json, args.from_)
+        reuse_stages(m, cfg, tok_json, args.from_)
         times["from"] = args.from_
-        t = time.time()
-        m.eval()
-        feats = M.vision_features(m, M.normalize(images))
-        times["c_features"] = time.time() - t
     else:
         t = time.time()
         info_a = stage_a(m, images, truths, hp, SEED, args.procs)
@@ -694,10 +690,11 @@ def main():
         info_b = stage_b(m, tok, hp, SEED, args.procs)
         times["b_lm"] = time.time() - t
 
-        t = time.time()
-        m.eval()
-        feats = M.vision_features(m, M.normalize(images))   # frozen: computed once
-        times["c_features"] = time.time() - t
+    t = time.time()
+    m.eval()
+    feats = M.vision_features(m, M.normalize(images))   # frozen: computed once
+    times["c_features"] = time.time() - t
+    if not args.from_:
         t = time.time()
         info_p = stage_p(m, feats, hp, SEED, args.procs)
         times["p_perceiver"] = time.time() - t

@@ -2,7 +2,9 @@
 steps of every stage on a few images, under a minute), end to end: the file
 it writes loads in the C engine, and the engine agrees with the PyTorch
 reference on it (tests/bundled_check.py against that file: logits within 1e-4
-of their range, greedy answers identical on 50 held-out images); and
+of their range, greedy answers identical on 50 held-out images); the
+Perceiver's count latents (`--set p_count=0.3`) train and load, and their
+targets (count_labels) match a scene counted by hand; and
 `--from` that file runs stage c alone: with the same settings the same file
 comes out bit for bit, with another stage c schedule only the cross-attention
 blocks' tensors change, and a file whose tokenizer is not this train.py's is
@@ -60,7 +62,74 @@ def check_from(tmp, first):
     return 0
 
 
+COUNT_CHECK = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import train, model, world
+objs = [dict(shape="circle", color="red"), dict(shape="star", color="blue"), dict(shape="circle", color="red"),
+        dict(shape="circle", color="blue")]
+y = train.count_labels([{"objects": objs}, {"objects": objs[1:2]}]).tolist()
+print(json.dumps(dict(y=y, shapes=world.SHAPES, colours=world.COLOR_NAMES, n=model.COUNT_LATENTS)))
+"""
+
+
+def check_count_labels():
+    """The targets of the Perceiver's count latents (stage p), against counts written out by hand:
+    each shape, each colour, all, then each colour-shape pair, colour-major."""
+    p = subprocess.run([sys.executable, "-c", COUNT_CHECK, os.path.join(ROOT, "tools", "train")],
+                       capture_output=True, timeout=120)
+    if p.returncode != 0:
+        print(p.stderr.decode()[-1500:])
+        print("FAIL count_labels did not run")
+        return 1
+    r = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    S, C = r["shapes"], r["colours"]
+
+    def want(counts):
+        row = [0] * (len(S) + len(C) + 1 + len(S) * len(C))
+        for (colour, shape), n in counts.items():
+            row[S.index(shape)] += n
+            row[len(S) + C.index(colour)] += n
+            row[len(S) + len(C)] += n
+            row[len(S) + len(C) + 1 + C.index(colour) * len(S) + S.index(shape)] = n
+        return row
+    expect = [want({("red", "circle"): 2, ("blue", "star"): 1, ("blue", "circle"): 1}),
+              want({("blue", "star"): 1})]
+    print(f"count_labels: {len(r['y'][0])} counts per image (model.COUNT_LATENTS {r['n']})")
+    if r["y"] != expect or r["n"] != len(expect[0]):
+        print("FAIL count_labels:", r["y"], "want", expect)
+        return 1
+    return 0
+
+
+def check_count_latents(tmp, plain):
+    """--set p_count=0.3: the Perceiver gets the count latents (stage p trains them; train.py's
+    own export check compares the file with the training model); the file loads in the C
+    engine, and nothing but the Perceiver's latents changes shape."""
+    out = os.path.join(tmp, "counts.safetensors")
+    rc, log = train(tmp, "--out", out, "--set", "p_count=0.3")
+    if rc != 0 or not os.path.exists(out) or "counts " not in log:
+        print(log)
+        print("FAIL the smoke training with count latents")
+        return 1
+    a, _ = stfile.read(plain)
+    b, meta = stfile.read(out)
+    latents = json.loads(meta["config"])["perceiver"]["num_latents"]
+    reshaped = sorted(k for k in a if a[k].shape != b[k].shape)
+    print(f"p_count=0.3: {latents} latents; tensors of another shape: {reshaped}")
+    if sorted(a) != sorted(b) or reshaped != ["perceiver.latents"] or b["perceiver.latents"].shape[0] != latents:
+        print("FAIL count latents: unexpected tensors")
+        return 1
+    info = subprocess.run([BIN, "info", out], capture_output=True, timeout=60)
+    if info.returncode != 0 or f"{latents}" not in info.stdout.decode():
+        print("FAIL flamingo info on the count-latent model:", info.stdout.decode(), info.stderr.decode())
+        return 1
+    return 0
+
+
 def main():
+    if check_count_labels():
+        return 1
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "smoke.safetensors")
         rc, log = train(tmp, "--out", out)
@@ -73,6 +142,8 @@ def main():
         info = subprocess.run([BIN, "info", out], capture_output=True, timeout=60)
         if info.returncode != 0:
             print("FAIL flamingo info:", info.stderr.decode())
+            return 1
+        if check_count_latents(tmp, out):
             return 1
         r = subprocess.run([sys.executable, os.path.join(HERE, "bundled_check.py")], timeout=600,
                            env=dict(os.environ, FLAMINGO_BUNDLED=out))

@@ -19,21 +19,31 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "reference"))
 sys.path.insert(0, os.path.join(ROOT, "weights"))
+sys.path.insert(0, HERE)
 import flamingo_ref  # noqa: E402
 import preprocess_ref  # noqa: E402
+import world  # noqa: E402
 
 IMAGE_SIZE = 96
+# The Perceiver's latents: one per patch of the 8 x 8 grid (stage p: latent i reproduces patch
+# token i), then, with train.py's p_count, one per countable attribute, which stage p teaches to
+# carry how many objects the image has of it: each shape, each colour, all objects, each
+# colour-shape pair (train.py's count_labels, in that order).
+PATCH_LATENTS = 64
+COUNT_LATENTS = len(world.SHAPES) + len(world.COLOR_NAMES) + 1 + len(world.SHAPES) * len(world.COLOR_NAMES)
 MEAN = list(preprocess_ref.OPENAI_MEAN)
 STD = list(preprocess_ref.OPENAI_STD)
 
 
-def config(vocab_size, tokens):
+def config(vocab_size, tokens, count_latents=False):
+    """The model's configuration; count_latents adds the Perceiver's COUNT_LATENTS (train.py's
+    p_count; not in the committed model: tools/train/README.md, "Count latents")."""
     return {
         "format": "flamingo.c", "format_version": 1, "name": "flamingo-tiny",
         "vision": {"image_size": IMAGE_SIZE, "patch_size": 12, "width": 96, "layers": 4, "heads": 4,
                    "mlp_dim": 192, "act": "gelu", "ln_eps": 1e-5, "output": "patch_tokens", "ln_post": False},
         "preprocess": {"kind": "open_clip", "image_size": IMAGE_SIZE, "mean": MEAN, "std": STD},
-        "perceiver": {"depth": 2, "heads": 4, "dim_head": 32, "num_latents": 64, "ff_mult": 2},
+        "perceiver": {"depth": 2, "heads": 4, "dim_head": 32, "num_latents": PATCH_LATENTS + (COUNT_LATENTS if count_latents else 0), "ff_mult": 2},
         "lm": {"family": "gpt_neox", "d_model": 96, "n_layers": 4, "n_heads": 4, "mlp_dim": 256,
                "vocab_size": vocab_size, "max_seq_len": 1024, "ln_eps": 1e-5, "rotary_pct": 1.0,
                "rotary_base": 10000, "parallel_residual": False},

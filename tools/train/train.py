@@ -18,7 +18,8 @@ Stages:
   b  the language model (GPT-NeoX) pretrained on the text alone: interleaved caption / question
      chunks with <image> markers but no pixels, about unrelated scenes or several about one scene
   p  both frozen; the Perceiver Resampler (64 latents, one per patch) trained to reproduce the
-     patch tokens, latent i for patch i
+     patch tokens, latent i for patch i; with p_count > 0, 63 latents more, each trained to
+     hold how many objects of one shape, colour or colour-shape pair the image has
   c  the gated cross-attention layers trained on interleaved image-text sequences of 1-4 chunks
      (few-shot examples included), gates from 0.5, in phases (c_schedule): colour and presence
      questions only, the full mix, yes / no position questions only, the full mix again at a
@@ -34,6 +35,7 @@ fixed number of steps per stage (the same file comes out on the same machine wit
 --procs; another process count samples other batches).
 """
 import argparse
+import contextlib
 import datetime
 import json
 import math
@@ -70,11 +72,11 @@ import world  # noqa: E402
 SEED = 1              # the training world; evalset.py uses another seed (EVAL_SEED there)
 FULL = dict(n_images=24000, a_steps=6000, a_batch=96, a_lr=2e-3,
             b_steps=1500, b_batch=48, b_lr=2e-3, b_same=0.6, b_probe=200,
-            c_steps=5000, c_bind=900, c_batch=32, c_lr=2e-3, c_gate0=0.5, a_pos=1.0, p_steps=600, p_lr=3e-3,
+            c_steps=5000, c_bind=900, c_batch=32, c_lr=2e-3, c_gate0=0.5, a_pos=1.0, p_steps=600, p_lr=3e-3, p_count=0.0,
             a_coord=1.0, c_yn=1600, c_yn_lr=2e-3, c_tail=1000, c_tail_lr=1e-3)
 SMOKE = dict(n_images=192, a_steps=4, a_batch=32, a_lr=1e-3,
              b_steps=4, b_batch=8, b_lr=1e-3, b_same=0.6, b_probe=5,
-             c_steps=4, c_bind=2, c_batch=8, c_lr=1e-3, c_gate0=0.5, a_pos=1.0, p_steps=4, p_lr=3e-3,
+             c_steps=4, c_bind=2, c_batch=8, c_lr=1e-3, c_gate0=0.5, a_pos=1.0, p_steps=4, p_lr=3e-3, p_count=0.0,
              a_coord=1.0, c_yn=2, c_yn_lr=1e-3, c_tail=2, c_tail_lr=1e-3)
 QTYPE_P = {"caption": 0.24, "color": 0.12, "shape": 0.12, "count": 0.18, "position": 0.22, "presence": 0.12}
 # Stage c's mix after the binding phase: colour and shape questions are easy (99% after run12),
@@ -83,6 +85,19 @@ QTYPE_P = {"caption": 0.24, "color": 0.12, "shape": 0.12, "count": 0.18, "positi
 QTYPE_C = {"caption": 0.26, "color": 0.07, "shape": 0.06, "count": 0.19, "count_pair": 0.06,
            "position": 0.24, "presence": 0.12}
 N_CHUNKS_P = [0.35, 0.25, 0.25, 0.15]      # 1, 2, 3, 4 chunks per sequence
+
+
+@contextlib.contextmanager
+def threads(n):
+    """PyTorch's threads for one inference pass over all images (the frozen parts' outputs,
+    computed once); the training steps run in processes of one thread each (data_parallel).
+    The same numbers come out with any count: OpenBLAS and PyTorch split the rows of a
+    product among threads, not the sums."""
+    torch.set_num_threads(n)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(1)
 
 
 def log(*a):
@@ -226,7 +241,7 @@ def vision_labels(truths, grid, flip):
     shape = np.full((n, grid * grid), -100, np.int64)
     colour = np.full((n, grid * grid), -100, np.int64)
     off = np.zeros((n, grid * grid, 2), np.float32)
-    counts = np.zeros((n, len(world.SHAPES) + len(world.COLOR_NAMES) + 1), np.int64)
+    counts = count_labels(truths)[:, :len(world.SHAPES) + len(world.COLOR_NAMES) + 1]   # not the pairs
     cover = np.full((n, grid * grid, 2), -100, np.int64)      # shape, colour of the nearest object
     # the patch's own centre and the centre of the object covering it (NaN: none), x right, y down
     coord = np.full((n, grid * grid, 4), np.nan, np.float32)
@@ -251,10 +266,8 @@ def vision_labels(truths, grid, flip):
             shape[k, p] = world.SHAPES.index(o["shape"])
             colour[k, p] = world.COLOR_NAMES.index(o["color"])
             off[k, p] = (x * grid - gx, o["y"] * grid - gy)
-            counts[k, world.SHAPES.index(o["shape"])] += 1
-            counts[k, len(world.SHAPES) + world.COLOR_NAMES.index(o["color"])] += 1
-        counts[k, -1] = len(t["objects"])
-    return [torch.from_numpy(a) for a in (obj, shape, colour, off, counts, cover, coord)]
+    obj, shape, colour, off, cover, coord = (torch.from_numpy(a) for a in (obj, shape, colour, off, cover, coord))
+    return [obj, shape, colour, off, counts, cover, coord]
 
 
 class VisionHeads(nn.Module):
@@ -487,32 +500,67 @@ def _stage_b_loop(rank, procs, m, tok, hp, seed):
     check_in_step(params)
 
 
-def stage_p(m, feats, hp, seed, procs):
-    """The Perceiver alone, before stage c: latent i learns to reproduce (layer-normed) patch
-    token i. Its latents' queries do not depend on the image, so without this they pool the
-    patches of several objects and the cross-attention cannot tell which colour belongs to
-    which shape (tools/train/README.md, "Where the binding is lost")."""
+def count_labels(truths):
+    """Per image, how many objects (0-4) it has of each shape, of each colour, in all, and of
+    each colour-shape pair (colour-major): the order of M.COUNT_LATENTS."""
+    ns, nc = len(world.SHAPES), len(world.COLOR_NAMES)
+    y = np.zeros((len(truths), ns + nc + 1 + ns * nc), np.int64)
+    for k, t in enumerate(truths):
+        for o in t["objects"]:
+            s, c = world.SHAPES.index(o["shape"]), world.COLOR_NAMES.index(o["color"])
+            y[k, [s, ns + c, ns + nc, ns + nc + 1 + c * ns + s]] += 1
+    return torch.from_numpy(y)
+
+
+def stage_p(m, feats, truths, hp, seed, procs):
+    """The Perceiver alone, before stage c. Its latents' queries do not depend on the image, so
+    without this they pool the patches of several objects and the cross-attention cannot tell
+    which colour belongs to which shape (tools/train/README.md, "Where the binding is lost"):
+    - patch latent i learns to reproduce (layer-normed) patch token i;
+    - with p_count > 0, count latent j learns, through one linear head shared by all of them
+      (thrown away), how many objects the image has of attribute j (count_labels), the loss
+      weighted by p_count. A cross-attention output is an average, which loses how many tokens
+      matched; a latent that holds the count turns "how many circles" and a caption's "two"
+      into a look-up, like "what colour is the star" (tools/train/README.md, "Count latents":
+      +5 points of captions on run12's parts, not yet within the hour)."""
     L, P = m.cfg["perceiver"]["num_latents"], feats.shape[1]
-    assert L == P, f"stage p needs one latent per patch ({L} latents, {P} patches)"
-    data_parallel(procs, _stage_p_loop, m, feats, hp, seed)
-    with torch.no_grad():       # the figure reported: 512 images, the same in any run
-        x = feats[-512:].float()
-        return F.mse_loss(m.perceiver(x), F.layer_norm(x, (x.shape[-1],))).item()
+    n_count = M.COUNT_LATENTS if hp["p_count"] > 0 else 0
+    assert L == P + n_count, f"stage p needs one latent per patch and per count ({L} latents, {P} patches)"
+    counts = count_labels(truths)
+    head = nn.Linear(feats.shape[-1], 5) if n_count else None
+    data_parallel(procs, _stage_p_loop, m, head, feats, counts, hp, seed)
+    with torch.no_grad():       # the figures reported: 512 training images, the same in any run
+        x, y = feats[-512:].float(), counts[-512:]
+        out = m.perceiver(x)
+        info = dict(reconstruction=F.mse_loss(out[:, :P], F.layer_norm(x, (x.shape[-1],))).item())
+        if head is not None:
+            pred = head(out[:, P:]).argmax(-1)
+            ok, pairs = pred == y, slice(len(world.SHAPES) + len(world.COLOR_NAMES) + 1, None)
+            info.update(counts_right=ok.float().mean().item(), nonzero_counts_right=ok[y > 0].float().mean().item(),
+                        largest_pair_right=(pred[:, pairs].max(1).values == y[:, pairs].max(1).values).float().mean().item())
+        return info
 
 
-def _stage_p_loop(rank, procs, m, feats, hp, seed):
-    params = list(m.perceiver.parameters())
+def _stage_p_loop(rank, procs, m, head, feats, counts, hp, seed):
+    params = list(m.perceiver.parameters()) + (list(head.parameters()) if head is not None else [])
     opt = torch.optim.AdamW(params, lr=hp["p_lr"], weight_decay=0.0)
     rng = np.random.default_rng([seed, 250, rank])
+    P = feats.shape[1]
     t0 = time.time()
     for step in range(hp["p_steps"]):
-        x = feats[torch.from_numpy(rng.integers(0, len(feats), 64 // procs))].float()
+        idx = torch.from_numpy(rng.integers(0, len(feats), 64 // procs))
+        x = feats[idx].float()
         for g in opt.param_groups:
             g["lr"] = lr_at(step, hp["p_steps"], hp["p_lr"], 50)
-        loss = F.mse_loss(m.perceiver(x), F.layer_norm(x, (x.shape[-1],)))
+        out = m.perceiver(x)
+        loss = l_rec = F.mse_loss(out[:, :P], F.layer_norm(x, (x.shape[-1],)))
+        if head is not None:
+            l_cnt = F.cross_entropy(head(out[:, P:]).reshape(-1, 5), counts[idx].reshape(-1))
+            loss = l_rec + hp["p_count"] * l_cnt
         optimise(opt, loss, params, clip=None)
         if rank == 0 and (step % 100 == 0 or step == hp["p_steps"] - 1):
-            log(f"p {step}/{hp['p_steps']} reconstruction {loss.item():.4f} ({time.time() - t0:.0f}s)")
+            log(f"p {step}/{hp['p_steps']} reconstruction {l_rec.item():.4f}" +
+                (f" counts {l_cnt.item():.4f}" if head is not None else "") + f" ({time.time() - t0:.0f}s)")
     check_in_step(params)
 
 
@@ -535,7 +583,7 @@ def stage_c(m, tok, feats, truths, hp, seed, procs):
             train += list(blk.parameters())
     for p in train:
         p.requires_grad_(True)
-    with torch.no_grad():       # the Perceiver is frozen: its latents of every image, once
+    with torch.no_grad(), threads(procs):      # the Perceiver is frozen: its latents of every image, once
         latents = torch.cat([m.perceiver(feats[i:i + 512].float()) for i in range(0, len(truths), 512)])
     data_parallel(procs, _stage_c_loop, m, tok, latents, truths, train, hp, seed)
     for p in m.parameters():
@@ -660,7 +708,7 @@ def main():
     tok_json = text.make_tokenizer_json(SEED)
     tok = text.Tok(tok_json)
     tokens = {"media": tok.media, "endofchunk": tok.eoc, "pad": tok.pad, "eos": tok.eos}
-    cfg = M.config(len(tok), tokens)
+    cfg = M.config(len(tok), tokens, count_latents=hp["p_count"] > 0)
     m = M.build(cfg)
     n_params = sum(p.numel() for p in m.parameters())
     log(f"tokenizer: vocab {len(tok)}; model: {n_params} parameters")
@@ -692,11 +740,12 @@ def main():
 
     t = time.time()
     m.eval()
-    feats = M.vision_features(m, M.normalize(images))   # frozen: computed once
+    with threads(args.procs):
+        feats = M.vision_features(m, M.normalize(images))   # frozen: computed once
     times["c_features"] = time.time() - t
     if not args.from_:
         t = time.time()
-        info_p = stage_p(m, feats, hp, SEED, args.procs)
+        info_p = stage_p(m, feats, truths, hp, SEED, args.procs)
         times["p_perceiver"] = time.time() - t
     t = time.time()
     stage_c(m, tok, feats, truths, hp, SEED, args.procs)
@@ -711,7 +760,7 @@ def main():
         json.dumps({k: (round(v) if isinstance(v, float) else v) for k, v in times.items()}))
     os.makedirs(args.work, exist_ok=True)
     with open(os.path.join(args.work, "smoke.json" if args.smoke else "train.json"), "w") as f:
-        json.dump({"hp": hp, "times_s": times, "vision_heldout": info_a, "lm_context_answers": info_b, "perceiver_reconstruction": info_p, "params": n_params, "out": out}, f, indent=1)
+        json.dump({"hp": hp, "times_s": times, "vision_heldout": info_a, "lm_context_answers": info_b, "perceiver": info_p, "params": n_params, "out": out}, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -91,8 +91,8 @@ N_CHUNKS_P = [0.35, 0.25, 0.25, 0.15]      # 1, 2, 3, 4 chunks per sequence
 def threads(n):
     """PyTorch's threads for one inference pass over all images (the frozen parts' outputs,
     computed once); the training steps run in processes of one thread each (data_parallel).
-    The same numbers come out with any count: OpenBLAS and PyTorch split the rows of a
-    product among threads, not the sums."""
+    Measured (2026-11-30): the vision features of 700 images and their latents come out bit
+    for bit the same with 1 and 2 threads, so the thread count does not change the file."""
     torch.set_num_threads(n)
     try:
         yield

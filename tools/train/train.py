@@ -526,15 +526,15 @@ def stage_p(m, feats, truths, hp, seed, procs):
     L, P = m.cfg["perceiver"]["num_latents"], feats.shape[1]
     n_count = M.COUNT_LATENTS if hp["p_count"] > 0 else 0
     assert L == P + n_count, f"stage p needs one latent per patch and per count ({L} latents, {P} patches)"
-    counts = count_labels(truths)
+    counts = count_labels(truths) if n_count else None
     head = nn.Linear(feats.shape[-1], 5) if n_count else None
     data_parallel(procs, _stage_p_loop, m, head, feats, counts, hp, seed)
     with torch.no_grad():       # the figures reported: 512 training images, the same in any run
-        x, y = feats[-512:].float(), counts[-512:]
+        x = feats[-512:].float()
         out = m.perceiver(x)
         info = dict(reconstruction=F.mse_loss(out[:, :P], F.layer_norm(x, (x.shape[-1],))).item())
         if head is not None:
-            pred = head(out[:, P:]).argmax(-1)
+            pred, y = head(out[:, P:]).argmax(-1), counts[-512:]
             ok, pairs = pred == y, slice(len(world.SHAPES) + len(world.COLOR_NAMES) + 1, None)
             info.update(counts_right=ok.float().mean().item(), nonzero_counts_right=ok[y > 0].float().mean().item(),
                         largest_pair_right=(pred[:, pairs].max(1).values == y[:, pairs].max(1).values).float().mean().item())

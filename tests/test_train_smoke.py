@@ -4,7 +4,8 @@ it writes loads in the C engine, and the engine agrees with the PyTorch
 reference on it (tests/bundled_check.py against that file: logits within 1e-4
 of their range, greedy answers identical on 50 held-out images); the
 Perceiver's count latents (`--set p_count=0.3`) train and load, and their
-targets (count_labels) match a scene counted by hand; and
+targets (count_labels) match a scene counted by hand, and adding them leaves
+the other parts' initial weights as they were; and
 `--from` that file runs stage c alone: with the same settings the same file
 comes out bit for bit, with another stage c schedule only the cross-attention
 blocks' tensors change, and a file whose tokenizer is not this train.py's is
@@ -127,8 +128,33 @@ def check_count_latents(tmp, plain):
     return 0
 
 
+def check_init():
+    """With count latents the model starts from the same weights as without (same global
+    seed): only the Perceiver's latents gain rows, so a run with them differs from one without
+    in what it learns, not in where its vision encoder and language model start."""
+    sys.path.insert(0, os.path.join(ROOT, "tools", "train"))
+    import torch
+    import model as M
+    tokens = {"media": 1, "endofchunk": 2, "pad": 0, "eos": 3}
+    built = []
+    for counts in (False, True):
+        torch.manual_seed(1)
+        built.append(M.build(M.config(300, tokens, counts)).state_dict())
+    a, b = built
+    differ = sorted(k for k in a if not torch.equal(a[k], b[k]))
+    lat_a, lat_b = a["perceiver.latents"], b["perceiver.latents"]
+    print(f"initial weights with and without count latents: {len(a) - len(differ)} of {len(a)} tensors equal")
+    if (differ != ["perceiver.latents"] or lat_b.shape[0] != M.PATCH_LATENTS + M.COUNT_LATENTS
+            or not torch.equal(lat_a, lat_b[:M.PATCH_LATENTS])):
+        print("FAIL count latents change the initial weights of other parts:", differ[:5])
+        return 1
+    return 0
+
+
 def main():
     if check_count_labels():
+        return 1
+    if check_init():
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "smoke.safetensors")

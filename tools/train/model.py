@@ -8,6 +8,7 @@ GPT-NeoX attention and the masked cross-attention rewritten with a batch dimensi
 checks after export that the reference (one sequence at a time, loaded from the file) gives
 the same logits as this batched path.
 """
+import copy
 import math
 import os
 import sys
@@ -53,8 +54,29 @@ def config(vocab_size, tokens, count_latents=False):
     }
 
 
+# The count latents' initial values come from a generator of their own: the reference's
+# Flamingo draws the vision encoder's, the Perceiver's (latents first) and the language model's
+# initial weights from torch's global generator in that order, so drawing 127 latents instead of
+# 64 there would give the language model other weights, and a run with count latents would
+# differ from one without in every part instead of the Perceiver alone (run16, README).
+COUNT_LATENT_SEED = 4242
+
+
 def build(cfg):
-    return flamingo_ref.Flamingo(cfg)
+    """A flamingo_ref.Flamingo with random weights; with count latents, the same weights as
+    without (same global seed) plus COUNT_LATENTS rows of latents drawn apart."""
+    n = cfg["perceiver"]["num_latents"]
+    if n <= PATCH_LATENTS:
+        return flamingo_ref.Flamingo(cfg)
+    base = copy.deepcopy(cfg)
+    base["perceiver"]["num_latents"] = PATCH_LATENTS
+    m = flamingo_ref.Flamingo(base)
+    lat = m.perceiver.latents
+    extra = torch.randn(n - PATCH_LATENTS, lat.shape[1],
+                        generator=torch.Generator().manual_seed(COUNT_LATENT_SEED))
+    m.perceiver.latents = torch.nn.Parameter(torch.cat([lat.data, extra]))
+    m.cfg = flamingo_ref.full_config(cfg)
+    return m
 
 
 def normalize(u8):

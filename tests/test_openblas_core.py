@@ -1,6 +1,7 @@
 """tools/openblas_core.py, the Python side of core/blas_core.c: the same rule for replacing
 OpenBLAS's choice of kernels (the C test has the same cases), and the re-execution itself: a
-script that calls fix() and then imports numpy runs a core the rule accepts, on this CPU."""
+script that calls fix() and then imports numpy runs a core the rule accepts, on this CPU; and
+set_threads sizes the pool of the OpenBLAS that numpy (and PyTorch) use."""
 import os
 import subprocess
 import sys
@@ -39,7 +40,18 @@ def main():
     if out.returncode != 0 or not out.stdout.strip().endswith("None"):
         print("after fix(), OpenBLAS still runs a core the rule replaces")
         bad += 1
-    print(f"{len(cases) + 1 - bad} passed, {bad} failed")
+
+    # set_threads sizes OpenBLAS's own pool in this process (tools/train/train.py's processes)
+    script = ("import sys; sys.path.insert(0, %r); import openblas_core as ob; import numpy; "
+              "a = numpy.ones((300, 300), numpy.float32); ob.set_threads(1); b = a @ a; "
+              "print(ob.set_threads(2), ob.set_threads(1), float(b[0, 0]))"
+              % os.path.join(os.path.dirname(HERE), "tools"))
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=120)
+    print("set_threads:", out.stdout.strip(), out.stderr.strip()[-500:])
+    if out.returncode != 0 or out.stdout.split() != ["1", "2", "300.0"]:
+        print("set_threads did not size OpenBLAS's pool")
+        bad += 1
+    print(f"{len(cases) + 2 - bad} passed, {bad} failed")
     return 1 if bad else 0
 
 

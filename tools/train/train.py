@@ -89,15 +89,20 @@ N_CHUNKS_P = [0.35, 0.25, 0.25, 0.15]      # 1, 2, 3, 4 chunks per sequence
 
 @contextlib.contextmanager
 def threads(n):
-    """PyTorch's threads for one inference pass over all images (the frozen parts' outputs,
-    computed once); the training steps run in processes of one thread each (data_parallel).
-    Measured (2026-11-30): the vision features of 700 images and their latents come out bit
-    for bit the same with 1 and 2 threads, so the thread count does not change the file."""
+    """PyTorch's and OpenBLAS's threads for one inference pass over all images (the frozen
+    parts' outputs, computed once); the training steps run in processes of one thread each
+    (data_parallel). OpenBLAS's result depends on its thread count (the vision features of 700
+    images differ in their last bits with 1 and 2 threads, measured 2026-11-30), so n is
+    --procs, which does not depend on the machine: a run's file does not depend on how many
+    cores the machine has (before OpenBLAS was sized, every process ran one OpenBLAS thread
+    per core)."""
     torch.set_num_threads(n)
+    openblas_core.set_threads(n)
     try:
         yield
     finally:
         torch.set_num_threads(1)
+        openblas_core.set_threads(1)
 
 
 def log(*a):
@@ -110,7 +115,8 @@ def log(*a):
 # Why: these models are small, and PyTorch's intra-op threads lose on them. On the 2-core
 # machine a ViT step over 96 images took 0.55 s with 2 threads and 0.28 s with 1; two
 # 1-thread processes, each on 48 of the 96 images with the gradients summed, take 0.21 s.
-# So every stage runs in `procs` processes of one thread each: this one (rank 0, whose
+# So every stage runs in `procs` processes of one thread each (PyTorch's and OpenBLAS's,
+# openblas_core.set_threads): this one (rank 0, whose
 # model is the one that goes on) and procs - 1 forked copies, each sampling its own share of
 # every batch from its own generator (seeded by rank); their gradients are averaged before
 # every optimiser step, so the parameters stay identical in all of them.
@@ -699,6 +705,7 @@ def main():
     out = args.out or (os.path.join(tempfile.mkdtemp(prefix="flamingo-smoke-"), "flamingo-tiny.safetensors")
                        if args.smoke else os.path.join(ROOT, "weights", "flamingo-tiny.safetensors"))
     torch.set_num_threads(1)       # see data_parallel
+    openblas_core.set_threads(1)   # and OpenBLAS's own pool, which the line above does not size
     torch.manual_seed(SEED)
     T0 = time.time()
     times = {}

@@ -6,6 +6,7 @@
 #   make asan       the quick suite under AddressSanitizer + UBSan
 #   make tsan       the engine and server tests under ThreadSanitizer
 #   make eval       the bundled model's accuracy on 1,000 held-out images (C engine)
+#   make eval-foreign  the same on 1,000 images drawn by another tool (matplotlib)
 #   make run        build, then serve the bundled model on http://127.0.0.1:8080/
 #                   (HOST=, PORT=, MODEL= to change)
 #   make golden     regenerate the committed fixtures (tests/fixtures/)
@@ -57,7 +58,7 @@ APP_OBJ := $(APP_SRC:%.c=$(BUILD)/%.o)
 TEST_BIN := $(TEST_SRC:tests/%.c=$(BUILD)/tests/%)
 
 .SECONDARY:
-.PHONY: all tests deps test test-full asan tsan run eval golden golden-tok bench bench-compare clean distclean check-clang
+.PHONY: all tests deps test test-full asan tsan run eval eval-foreign golden golden-tok bench bench-compare clean distclean check-clang
 all: $(BIN)
 tests: $(TEST_BIN)
 
@@ -141,6 +142,13 @@ EVALSET ?= $(BUILD)/evalset
 eval: $(BIN)
 	@test -f $(EVALSET)/eval.jsonl || $(PYTHON) tools/train/evalset.py --out $(EVALSET)
 	./$(BIN) eval --data $(EVALSET)/eval.jsonl
+
+# The same questions on scenes that matplotlib draws (tools/train/foreign.py): shapes, colours
+# and rasteriser of another tool, to measure generalisation beyond the training renderer.
+FOREIGNSET ?= $(BUILD)/evalset-foreign
+eval-foreign: $(BIN)
+	@test -f $(FOREIGNSET)/eval.jsonl || $(PYTHON) tools/train/evalset.py --renderer matplotlib --out $(FOREIGNSET)
+	./$(BIN) eval --data $(FOREIGNSET)/eval.jsonl
 
 golden: $(BIN)
 	$(PYTHON) tests/reference/make_golden.py

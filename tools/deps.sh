@@ -10,7 +10,7 @@ set -u
 PKGS="make gcc libc6-dev pkg-config coreutils
 libmicrohttpd-dev libcjson-dev libstb-dev libopenblas-pthread-dev
 libjpeg62-turbo-dev|libjpeg-turbo8-dev zlib1g-dev libutf8proc-dev libssl-dev
-python3 python3-numpy python3-pil python3-torch python3-torchvision python3-skimage python3-regex
+python3 python3-numpy python3-pil python3-torch python3-torchvision python3-skimage python3-matplotlib python3-regex
 curl"
 
 TEST=""

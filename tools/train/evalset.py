@@ -2,9 +2,13 @@
 """Write the held-out evaluation set of the bundled model.
 
     /usr/bin/python3 tools/train/evalset.py [--out build/evalset] [--n 1000]
+    /usr/bin/python3 tools/train/evalset.py --renderer matplotlib   # build/evalset-foreign
 
 The images come from the world's seed EVAL_SEED, which training never uses (train.py draws
-everything from SEED = 1). Written:
+everything from SEED = 1). With --renderer matplotlib the scenes come from FOREIGN_SEED and
+another tool draws them (foreign.py: matplotlib's shapes, named colours and rasteriser, skimage's
+photo effects; styles mpl-filled, mpl-aliased, mpl-outline, mpl-photo): the set that measures
+whether the model generalises beyond its own renderer. Written:
 
   OUT/images/q0000.jpg ...   the n query images (JPEG or PNG, as world.encode chose), every
                              render style of world.py (flat, smooth, outline, photo)
@@ -42,11 +46,16 @@ import text  # noqa: E402
 import world  # noqa: E402
 
 EVAL_SEED = 777
+FOREIGN_SEED = 778
 N_SHOT = 200
 
 
-def write_image(out, name, index):
-    truth, data, ext = world.make(EVAL_SEED, index)
+def write_image(out, name, index, renderer):
+    if renderer == "matplotlib":
+        import foreign      # matplotlib and skimage, only for this set
+        truth, data, ext = foreign.make(FOREIGN_SEED, index)
+    else:
+        truth, data, ext = world.make(EVAL_SEED, index)
     rel = f"images/{name}.{ext}"
     with open(os.path.join(out, rel), "wb") as f:
         f.write(data)
@@ -55,13 +64,17 @@ def write_image(out, name, index):
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("--out", default=os.path.join(ROOT, "build", "evalset"))
+    ap.add_argument("--out", help="default build/evalset (build/evalset-foreign with --renderer matplotlib)")
     ap.add_argument("--n", type=int, default=1000, help="query images")
+    ap.add_argument("--renderer", choices=["world", "matplotlib"], default="world",
+                    help="world.py's renderer (the training one), or another tool's (foreign.py)")
     args = ap.parse_args()
+    seed = FOREIGN_SEED if args.renderer == "matplotlib" else EVAL_SEED
+    args.out = args.out or os.path.join(ROOT, "build", "evalset-foreign" if args.renderer == "matplotlib" else "evalset")
     os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
 
-    queries = [write_image(args.out, f"q{i:04d}", i) for i in range(args.n)]
-    shots = [write_image(args.out, f"s{k:04d}", args.n + k) for k in range(N_SHOT)]
+    queries = [write_image(args.out, f"q{i:04d}", i, args.renderer) for i in range(args.n)]
+    shots = [write_image(args.out, f"s{k:04d}", args.n + k, args.renderer) for k in range(N_SHOT)]
     with open(os.path.join(args.out, "truth.jsonl"), "w") as f:
         for rel, t in queries + shots:
             f.write(json.dumps({"image": rel, **world.public(t)}) + "\n")
@@ -69,7 +82,7 @@ def main():
     items = []
     counts = {}
     for i, (rel, t) in enumerate(queries):
-        rng = np.random.default_rng([EVAL_SEED, 1, i])
+        rng = np.random.default_rng([seed, 1, i])
         for qt in text.QTYPES:
             pa = text.prompt_and_answer(t["objects"], qt, rng)
             if pa is None:

@@ -38,7 +38,7 @@ STD = list(preprocess_ref.OPENAI_STD)
 
 def config(vocab_size, tokens, count_latents=False):
     """The model's configuration; count_latents adds the Perceiver's COUNT_LATENTS (train.py's
-    p_count; not in the committed model: tools/train/README.md, "Count latents")."""
+    p_count, on in the committed recipe since run17: tools/train/README.md, "Count latents")."""
     return {
         "format": "flamingo.c", "format_version": 1, "name": "flamingo-tiny",
         "vision": {"image_size": IMAGE_SIZE, "patch_size": 12, "width": 96, "layers": 4, "heads": 4,

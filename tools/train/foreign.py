@@ -122,12 +122,10 @@ def render(truth, seed, index):
     colours = [colour_rgb(o["color"], o["table"]) for o in objs]
     fig = plt.figure(figsize=(S / 100, S / 100), dpi=100)
     ax = fig.add_axes([0, 0, 1, 1])
-    ax.set_xlim(0, S)
-    ax.set_ylim(S, 0)                                 # y down, as the truth's coordinates
     ax.set_axis_off()
     _background(ax, rng, truth["background"], S, colours)
-    ax.set_xlim(0, S)                                 # imshow resets them
-    ax.set_ylim(S, 0)
+    ax.set_xlim(0, S)               # after the background: imshow sets the limits to its extent
+    ax.set_ylim(S, 0)               # y down, as the truth's coordinates
     for o, col in zip(objs, colours):
         r = o["r"] * S * REACH[o["shape"]]
         # y down on screen: flip the marker (drawn y up) so that triangles and stars point up

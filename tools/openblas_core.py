@@ -65,8 +65,9 @@ def set_threads(n):
     is the pthread build and starts one thread per core in every process. Two training
     processes of one PyTorch thread each then ran four OpenBLAS threads on two cores; with one
     each, every stage of tools/train/train.py ran 25-35% faster (2026-11-30, AMD EPYC, 2 cores).
-    OpenBLAS splits a product by rows and columns, not along the sum, so its results do not
-    depend on n. Returns the number it had before (None where OpenBLAS is not found)."""
+    Its results do depend on n in the last bits (the vision features of 700 images differ with
+    1 and 2 threads), so a caller that wants the same numbers on every machine fixes n.
+    Returns the number it had before (None where OpenBLAS is not found)."""
     lib = _lib()
     if lib is None:
         return None

@@ -48,14 +48,20 @@ import world  # noqa: E402
 EVAL_SEED = 777
 FOREIGN_SEED = 778
 N_SHOT = 200
+# renderer -> (seed of its scenes, default folder under build/)
+RENDERERS = {"world": (EVAL_SEED, "evalset"), "matplotlib": (FOREIGN_SEED, "evalset-foreign")}
 
 
-def write_image(out, name, index, renderer):
+def make_image(renderer, seed, index):
+    """-> (truth, file bytes, extension) of scene `index`, drawn by `renderer`."""
     if renderer == "matplotlib":
         import foreign      # matplotlib and skimage, only for this set
-        truth, data, ext = foreign.make(FOREIGN_SEED, index)
-    else:
-        truth, data, ext = world.make(EVAL_SEED, index)
+        return foreign.make(seed, index)
+    return world.make(seed, index)
+
+
+def write_image(out, name, index, renderer, seed):
+    truth, data, ext = make_image(renderer, seed, index)
     rel = f"images/{name}.{ext}"
     with open(os.path.join(out, rel), "wb") as f:
         f.write(data)
@@ -66,15 +72,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", help="default build/evalset (build/evalset-foreign with --renderer matplotlib)")
     ap.add_argument("--n", type=int, default=1000, help="query images")
-    ap.add_argument("--renderer", choices=["world", "matplotlib"], default="world",
+    ap.add_argument("--renderer", choices=list(RENDERERS), default="world",
                     help="world.py's renderer (the training one), or another tool's (foreign.py)")
     args = ap.parse_args()
-    seed = FOREIGN_SEED if args.renderer == "matplotlib" else EVAL_SEED
-    args.out = args.out or os.path.join(ROOT, "build", "evalset-foreign" if args.renderer == "matplotlib" else "evalset")
+    seed, folder = RENDERERS[args.renderer]
+    args.out = args.out or os.path.join(ROOT, "build", folder)
     os.makedirs(os.path.join(args.out, "images"), exist_ok=True)
 
-    queries = [write_image(args.out, f"q{i:04d}", i, args.renderer) for i in range(args.n)]
-    shots = [write_image(args.out, f"s{k:04d}", args.n + k, args.renderer) for k in range(N_SHOT)]
+    queries = [write_image(args.out, f"q{i:04d}", i, args.renderer, seed) for i in range(args.n)]
+    shots = [write_image(args.out, f"s{k:04d}", args.n + k, args.renderer, seed) for k in range(N_SHOT)]
     with open(os.path.join(args.out, "truth.jsonl"), "w") as f:
         for rel, t in queries + shots:
             f.write(json.dumps({"image": rel, **world.public(t)}) + "\n")

@@ -116,10 +116,10 @@ def log(*a):
 # machine a ViT step over 96 images took 0.55 s with 2 threads and 0.28 s with 1; two
 # 1-thread processes, each on 48 of the 96 images with the gradients summed, take 0.21 s.
 # So every stage runs in `procs` processes of one thread each (PyTorch's and OpenBLAS's,
-# openblas_core.set_threads): this one (rank 0, whose
-# model is the one that goes on) and procs - 1 forked copies, each sampling its own share of
-# every batch from its own generator (seeded by rank); their gradients are averaged before
-# every optimiser step, so the parameters stay identical in all of them.
+# openblas_core.set_threads): this one (rank 0, whose model is the one that goes on) and
+# procs - 1 forked copies, each sampling its own share of every batch from its own generator
+# (seeded by rank); their gradients are averaged before every optimiser step, so the
+# parameters stay identical in all of them.
 
 def data_parallel(procs, fn, *args):
     """fn(rank, procs, *args) in procs processes; returns rank 0's result."""

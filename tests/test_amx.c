@@ -2,19 +2,20 @@
  * test_amx.c - BF16 and q8_0 weights times many rows on AMX tiles
  * (core/amx_impl.h, kern gemm_bf16_amx).
  *
- * The AMX table's code is compiled here a second time, whole, with the six
- * tile instructions done in C as the manual describes them (AMX_EMULATE):
- * so on any CPU with AVX512-BF16 (the rest of that code's instructions)
- * this checks the packing of x into pair-interleaved tiles against its
- * definition, and the product against a double loop on the bf16-rounded
- * rows, on shapes that leave partial blocks everywhere: x rows not a
- * multiple of 16 or 32 or of the 256-row block, W row ranges starting and
- * ending inside the 128-row block and on a lone 16-row tile, alpha,
- * accumulate, columns outside the range untouched, a NaN row that spoils
- * only itself, and each row's result bit for bit the same alone as in the
- * batch.  Where the CPU and kernel really offer AMX (kern_amx_usable), the
- * real table's kernel goes through the same checks and must agree with the
- * emulation (tests/test_wmat.c then checks mat_gemm_w's AMX path).
+ * The AMX table's code is compiled a second time, whole, with the six tile
+ * instructions done in C as the manual describes them (tests/amx_emulated.c,
+ * which says why it is a file of its own): so on any CPU with AVX512-BF16
+ * (the rest of that code's instructions) this checks the packing of x into
+ * pair-interleaved tiles against its definition, and the product against a
+ * double loop on the bf16-rounded rows, on shapes that leave partial blocks
+ * everywhere: x rows not a multiple of 16 or 32 or of the 256-row block, W
+ * row ranges starting and ending inside the 128-row block and on a lone
+ * 16-row tile, alpha, accumulate, columns outside the range untouched, a NaN
+ * row that spoils only itself, and each row's result bit for bit the same
+ * alone as in the batch.  Where the CPU and kernel really offer AMX
+ * (kern_amx_usable), the real table's kernel goes through the same checks
+ * and must agree with the emulation (tests/test_wmat.c then checks
+ * mat_gemm_w's AMX path).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -22,18 +23,12 @@
 
 #include "test.h"
 
-#if defined(__AVX512BF16__)
-#define AMX_EMULATE    1
-#define KERN_AMX       1
-#define KERN_TABLE     kern_amx_emulated
-#define KERN_NAME      "amx-emulated"
-#define KERN_I16_MAX_M 32
-#include "../core/kern_impl.h"
-#endif
-
 #include "../core/kern.h"
 #include "../core/mat.h"
 #include "../core/wmat.h"
+
+/* tests/amx_emulated.c: the emulated table, NULL where it was not built */
+extern const struct kern *const amx_emulated;
 
 static uint64_t rng = 4242;
 static float frand(void) { /* uniform in [-1, 1) */
@@ -170,12 +165,15 @@ static const struct {
 /* the emulated kernel with one value of y off by one */
 static void broken_gemm(const uint16_t *xv, int m, const struct wmat *w, int j_lo, int j_hi, float *y,
                         int ldy, float alpha, int accumulate, void *panel) {
-    kern_amx_emulated.gemm_bf16_amx(xv, m, w, j_lo, j_hi, y, ldy, alpha, accumulate, panel);
+    amx_emulated->gemm_bf16_amx(xv, m, w, j_lo, j_hi, y, ldy, alpha, accumulate, panel);
     y[(size_t)(m - 1) * ldy + j_hi - 1] += 1.0f;
 }
 
 static void check_emulated(void) {
-#if defined(__AVX512BF16__)
+    if (!amx_emulated) {
+        fprintf(stderr, "test_amx: built without AVX512-BF16: nothing to run\n");
+        return;
+    }
     __builtin_cpu_init();
     if (!__builtin_cpu_supports("avx512bf16")) {
         fprintf(stderr, "test_amx: no AVX512-BF16 on this CPU: the emulated AMX kernel is not run\n");
@@ -183,8 +181,8 @@ static void check_emulated(void) {
     }
     /* the self-test that guards the real table: right on the emulation, and
      * it notices one wrong value */
-    CHECK_INT(kern_amx_self_test(&kern_amx_emulated), 1);
-    struct kern broken = kern_amx_emulated;
+    CHECK_INT(kern_amx_self_test(amx_emulated), 1);
+    struct kern broken = *amx_emulated;
     broken.gemm_bf16_amx = broken_gemm;
     CHECK_INT(kern_amx_self_test(&broken), 0);
     CHECK(kern_amx_status() != KERN_AMX_WRONG); /* tiles that compute wrong: a bug here */
@@ -193,13 +191,13 @@ static void check_emulated(void) {
         fprintf(stderr, "test_amx: this CPU has AMX, Linux refused it\n");
     fprintf(stderr, "test_amx: emulated tiles%s\n",
             real ? ", and this CPU's AMX" : " (this CPU offers no AMX: the real kernel is not run)");
-    CHECK(kern_amx_emulated.gemm_bf16_amx != NULL);
+    CHECK(amx_emulated->gemm_bf16_amx != NULL);
     for (int type = WMAT_BF16; type <= WMAT_Q8_0; type++)
         for (size_t s = 0; s < sizeof shapes / sizeof *shapes; s++) {
             const int m = shapes[s].m, n = shapes[s].n, k = shapes[s].k;
             float *a = malloc((size_t)m * n * sizeof *a), *b = malloc((size_t)m * n * sizeof *b);
             rng = 4242 + s; /* the same data for both kernels */
-            check_kernel("emulated", kern_amx_emulated.amx_pack_x, kern_amx_emulated.gemm_bf16_amx,
+            check_kernel("emulated", amx_emulated->amx_pack_x, amx_emulated->gemm_bf16_amx,
                          (enum wmat_type)type, m, n, k, shapes[s].j_lo, shapes[s].j_hi, a);
             if (real) {
                 rng = 4242 + s;
@@ -219,9 +217,6 @@ static void check_emulated(void) {
             }
             free(a), free(b);
         }
-#else
-    fprintf(stderr, "test_amx: built without AVX512-BF16: nothing to run\n");
-#endif
 }
 
 int main(void) {

@@ -5,7 +5,8 @@ reference on it (tests/bundled_check.py against that file: logits within 1e-4
 of their range, greedy answers identical on 50 held-out images); the
 Perceiver's count latents (`--set p_count=0.3`) train and load, and their
 targets (count_labels) match a scene counted by hand, and adding them leaves
-the other parts' initial weights as they were; and
+the other parts' initial weights as they were; stage c's tail has the caption
+share it is given and QTYPE_C's ratios for the rest; and
 `--from` that file runs stage c alone: with the same settings the same file
 comes out bit for bit, with another stage c schedule only the cross-attention
 blocks' tensors change, and a file whose tokenizer is not this train.py's is
@@ -128,6 +129,44 @@ def check_count_latents(tmp, plain):
     return 0
 
 
+SCHEDULE_CHECK = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import train
+out = {}
+for name, share in (("full", train.FULL["c_tail_cap"]), ("quarter", train.QTYPE_C["caption"])):
+    hp = dict(train.FULL, c_tail_cap=share)
+    sch = train.c_schedule(hp)
+    out[name] = dict(n=len(sch), tail=sch[-1][0], is_qtype_c=sch[-1][0] is train.QTYPE_C)
+print(json.dumps(dict(out, qtype_c=train.QTYPE_C, hp=train.FULL)))
+"""
+
+
+def check_schedule():
+    """Stage c's tail (c_schedule): captions at c_tail_cap of its chunks, the other kinds in
+    QTYPE_C's ratios, summing to 1; with QTYPE_C's own caption share the mix is QTYPE_C itself,
+    so that run17's schedule is still what those settings give."""
+    p = subprocess.run([sys.executable, "-c", SCHEDULE_CHECK, os.path.join(ROOT, "tools", "train")],
+                       capture_output=True, timeout=120)
+    if p.returncode != 0:
+        print("FAIL the schedule check:", p.stderr.decode()[-800:])
+        return 1
+    r = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    hp, qc, tail = r["hp"], r["qtype_c"], r["full"]["tail"]
+    steps = hp["c_steps"] + hp["c_cap"] + hp["c_yn"] + hp["c_tail"]
+    others = [k for k in qc if k != "caption"]
+    rest = sum(qc[k] for k in others)
+    ok = (r["full"]["n"] == steps and sorted(tail) == sorted(qc) and abs(sum(tail.values()) - 1) < 1e-9
+          and abs(tail["caption"] - hp["c_tail_cap"]) < 1e-12
+          and all(abs(tail[k] - qc[k] * (1 - hp["c_tail_cap"]) / rest) < 1e-12 for k in others)
+          and r["quarter"]["is_qtype_c"])
+    print(f"stage c schedule: {r['full']['n']} steps, the tail's mix {tail}")
+    if not ok:
+        print("FAIL stage c's tail mix or length:", r)
+        return 1
+    return 0
+
+
 def check_init():
     """With count latents the model starts from the same weights as without (same global
     seed): only the Perceiver's latents gain rows, so a run with them differs from one without
@@ -155,6 +194,8 @@ def main():
     if check_count_labels():
         return 1
     if check_init():
+        return 1
+    if check_schedule():
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "smoke.safetensors")

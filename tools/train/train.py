@@ -2,7 +2,7 @@
 """Train the bundled model, weights/flamingo-tiny.safetensors, from scratch (the Flamingo recipe
 at small scale; tools/train/README.md has the design and the figures).
 
-    /usr/bin/python3 tools/train/train.py            # full run, about an hour on 2 shared cores
+    /usr/bin/python3 tools/train/train.py            # full run, 66-70 minutes on 2 cores (README)
     /usr/bin/python3 tools/train/train.py --from weights/flamingo-tiny.safetensors   # stage c only
     /usr/bin/python3 tools/train/train.py --smoke    # a few steps of every stage, to a temp file
 
@@ -73,11 +73,13 @@ SEED = 1              # the training world; evalset.py uses another seed (EVAL_S
 FULL = dict(n_images=24000, a_steps=6000, a_batch=96, a_lr=2e-3,
             b_steps=1500, b_batch=48, b_lr=2e-3, b_same=0.6, b_probe=200,
             c_steps=4400, c_bind=600, c_batch=32, c_lr=2e-3, c_gate0=0.5, a_pos=1.0, p_steps=1500, p_lr=3e-3, p_count=0.3,
-            a_coord=1.0, c_yn=1400, c_yn_lr=2e-3, c_tail=800, c_tail_lr=1e-3)
+            a_coord=1.0, c_cap=0, c_cap_lr=2e-3, c_yn=1400, c_yn_lr=2e-3, c_tail=1600, c_tail_lr=1e-3,
+            c_tail_cap=0.5)
 SMOKE = dict(n_images=192, a_steps=4, a_batch=32, a_lr=1e-3,
              b_steps=4, b_batch=8, b_lr=1e-3, b_same=0.6, b_probe=5,
              c_steps=4, c_bind=2, c_batch=8, c_lr=1e-3, c_gate0=0.5, a_pos=1.0, p_steps=4, p_lr=3e-3, p_count=0.0,
-             a_coord=1.0, c_yn=2, c_yn_lr=1e-3, c_tail=2, c_tail_lr=1e-3)
+             a_coord=1.0, c_cap=0, c_cap_lr=1e-3, c_yn=2, c_yn_lr=1e-3, c_tail=2, c_tail_lr=1e-3,
+             c_tail_cap=0.26)
 QTYPE_P = {"caption": 0.24, "color": 0.12, "shape": 0.12, "count": 0.18, "position": 0.22, "presence": 0.12}
 # Stage c's mix after the binding phase: colour and shape questions are easy (99% after run12),
 # counts are not, and a caption's first word is the count of its largest colour-shape group, so
@@ -603,17 +605,34 @@ def c_schedule(hp):
        learning rate (the cross-attention finds the object's patches); on the full mix, where
        they are a quarter of the chunks, it had not within 2,400 steps (run7).
     2. main, the rest of c_steps: the full mix (QTYPE_C). 1 and 2 share one warm-up and cosine.
+    2b. c_cap steps of captions alone, with their own cosine (0 in FULL: c19 in
+       tools/train/README.md).
     3. c_yn steps of yes / no position questions alone ("Is A left of B?": two look-ups and a
        comparison, at chance in the full mix; learnt alone only from a cross-attention that
        already finds objects, after a plateau of 400-1,100 steps), with their own cosine.
     4. tail, c_tail steps of the full mix at a lower rate, which win back what the other kinds
-       lost in phase 3. (tools/train/README.md, "Stage c's phases".)"""
+       lost in phase 3; captions are c_tail_cap of its chunks (0.5 in FULL, against QTYPE_C's
+       0.26: captions are the kind that more steps still improve; tools/train/README.md,
+       "Captions are under-trained").
+       (tools/train/README.md, "Stage c's phases".)"""
     bind_p = {t: (0.5 if t in ("color", "presence") else 0.0) for t in QTYPE_C}
     yes_no = {"position_yn": 1.0}
+    tail = with_caption_share(QTYPE_C, hp["c_tail_cap"])
+    cap = {"caption": 1.0}
     return ([(bind_p if i < hp["c_bind"] else QTYPE_C, lr_at(i, hp["c_steps"], hp["c_lr"], 50))
              for i in range(hp["c_steps"])] +
+            [(cap, lr_at(i, hp["c_cap"], hp["c_cap_lr"], 50)) for i in range(hp["c_cap"])] +
             [(yes_no, lr_at(i, hp["c_yn"], hp["c_yn_lr"], 50)) for i in range(hp["c_yn"])] +
-            [(QTYPE_C, lr_at(i, hp["c_tail"], hp["c_tail_lr"], 50)) for i in range(hp["c_tail"])])
+            [(tail, lr_at(i, hp["c_tail"], hp["c_tail_lr"], 50)) for i in range(hp["c_tail"])])
+
+
+def with_caption_share(mix, share):
+    """mix with captions at `share` and the other types scaled to the rest (mix itself when
+    its caption share already is `share`)."""
+    if share == mix["caption"]:
+        return mix
+    rest = sum(v for k, v in mix.items() if k != "caption")
+    return {k: (share if k == "caption" else v * (1.0 - share) / rest) for k, v in mix.items()}
 
 
 def _stage_c_loop(rank, procs, m, tok, latents, truths, train, hp, seed):

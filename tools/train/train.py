@@ -23,7 +23,7 @@ Stages:
   c  the gated cross-attention layers trained on interleaved image-text sequences of 1-4 chunks
      (few-shot examples included), gates from 0.5, in phases (c_schedule): colour and presence
      questions only, the full mix, yes / no position questions only, the full mix again at a
-     lower rate; the Perceiver as stage p left it
+     lower rate with captions at half the chunks; the Perceiver as stage p left it
 Then the model file is written with weights/stfile.py and read back with the reference
 (tests/reference/flamingo_ref.py), whose logits must equal the training model's.
 

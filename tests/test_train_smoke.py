@@ -6,7 +6,8 @@ of their range, greedy answers identical on 50 held-out images); the
 Perceiver's count latents (`--set p_count=0.3`) train and load, and their
 targets (count_labels) match a scene counted by hand, and adding them leaves
 the other parts' initial weights as they were; stage c's tail has the caption
-share it is given and QTYPE_C's ratios for the rest; and
+share it is given and QTYPE_C's ratios for the rest; stage b's same-scene sequences
+with b_sep are the plain ones less every <image> after the first; and
 `--from` that file runs stage c alone: with the same settings the same file
 comes out bit for bit, with another stage c schedule only the cross-attention
 blocks' tensors change, and a file whose tokenizer is not this train.py's is
@@ -167,6 +168,44 @@ def check_schedule():
     return 0
 
 
+SEP_CHECK = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import train, text
+tok = text.Tok(text.make_tokenizer_json(train.SEED))
+out = []
+for k in range(40):
+    n = 2 + k % 3
+    seq = [train.same_scene_sequence(np.random.default_rng([9, k]), tok, n, one) for one in (False, True)]
+    out.append(dict(n=n, ids=[s[0] for s in seq], mask=[s[1] for s in seq]))
+print(json.dumps(dict(media=tok.media, seqs=out)))
+"""
+
+
+def check_one_image():
+    """b_sep's same-scene sequences (stage b): the same chunks, drawn from the same generator,
+    with only the first chunk's <image>; without b_sep every chunk starts with one."""
+    p = subprocess.run([sys.executable, "-c", SEP_CHECK, os.path.join(ROOT, "tools", "train")],
+                       capture_output=True, timeout=120)
+    if p.returncode != 0:
+        print("FAIL the b_sep check:", p.stderr.decode()[-800:])
+        return 1
+    r = json.loads(p.stdout.decode().strip().splitlines()[-1])
+    media, bad = r["media"], 0
+    for q in r["seqs"]:
+        plain, one = q["ids"]
+        first = [i for i, t in enumerate(plain) if t == media]
+        want = [t for i, t in enumerate(plain) if t != media or i == 0]
+        bad += not (len(first) == q["n"] and first[0] == 0 and one == want
+                    and q["mask"][1] == [0] + [1] * (len(one) - 1))
+    print(f"b_sep: {len(r['seqs'])} same-scene sequences, {bad} not the plain ones less their later <image>s")
+    if bad:
+        print("FAIL b_sep's same-scene sequences")
+        return 1
+    return 0
+
+
 def check_init():
     """With count latents the model starts from the same weights as without (same global
     seed): only the Perceiver's latents gain rows, so a run with them differs from one without
@@ -196,6 +235,8 @@ def main():
     if check_init():
         return 1
     if check_schedule():
+        return 1
+    if check_one_image():
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "smoke.safetensors")

@@ -71,12 +71,12 @@ import world  # noqa: E402
 
 SEED = 1              # the training world; evalset.py uses another seed (EVAL_SEED there)
 FULL = dict(n_images=24000, a_steps=6000, a_batch=96, a_lr=2e-3,
-            b_steps=1500, b_batch=48, b_lr=2e-3, b_same=0.6, b_probe=200,
+            b_steps=1500, b_batch=48, b_lr=2e-3, b_same=0.6, b_sep=0, b_probe=200,
             c_steps=4400, c_bind=600, c_batch=32, c_lr=2e-3, c_gate0=0.5, a_pos=1.0, p_steps=1500, p_lr=3e-3, p_count=0.3,
             a_coord=1.0, c_cap=0, c_cap_lr=2e-3, c_yn=1400, c_yn_lr=2e-3, c_tail=1600, c_tail_lr=1e-3,
             c_tail_cap=0.5)
 SMOKE = dict(n_images=192, a_steps=4, a_batch=32, a_lr=1e-3,
-             b_steps=4, b_batch=8, b_lr=1e-3, b_same=0.6, b_probe=5,
+             b_steps=4, b_batch=8, b_lr=1e-3, b_same=0.6, b_sep=1, b_probe=5,
              c_steps=4, c_bind=2, c_batch=8, c_lr=1e-3, c_gate0=0.5, a_pos=1.0, p_steps=4, p_lr=3e-3, p_count=0.0,
              a_coord=1.0, c_cap=0, c_cap_lr=1e-3, c_yn=2, c_yn_lr=1e-3, c_tail=2, c_tail_lr=1e-3,
              c_tail_cap=0.26)
@@ -430,12 +430,14 @@ def next_token_loss(logits, ids, mask):
     return (ce * w).sum() / w.sum().clamp(min=1)
 
 
-def same_scene_sequence(rng, tok, n):
+def same_scene_sequence(rng, tok, n, one_image=False):
     """Stage b only: n chunks about ONE scene (a caption first, most of the time, then
     questions), so that the text alone asks the language model to find, in its context, what a
     question is about and to copy the attribute it needs. That is the skill the frozen model must
     already have for stage c, where the cross-attention puts the scene into the residual stream
-    instead of a caption (tools/train/README.md, "What limits the model")."""
+    instead of a caption (tools/train/README.md, "What limits the model").
+    one_image (b_sep): only the first chunk starts with <image>, so that to the LM an <image>
+    always starts a new scene, as in a few-shot prompt, and nothing is copied across one."""
     objs = world.sample_objects(rng)
     types = list(QTYPE_P)
     probs = np.array([QTYPE_P[t] for t in types])
@@ -446,13 +448,17 @@ def same_scene_sequence(rng, tok, n):
             pa = text.prompt_and_answer(objs, qt, rng, "colour" if rng.random() < 0.1 else "color")
             if pa is not None:
                 break
-        ids += text.chunk_ids(tok, pa[0], pa[1])[0]
+        cid = text.chunk_ids(tok, pa[0], pa[1])[0]
+        ids += cid[1:] if (one_image and c > 0) else cid        # cid[0] is <image>
     return ids, [0] + [1] * (len(ids) - 1), []
 
 
-def retrieval_accuracy(m, tok, seed, n=200):
+def retrieval_accuracy(m, tok, seed, n=200, new_image=True):
     """How often the text-only LM answers a question from a caption of the same scene earlier in
-    its context (greedy first token == the answer's first token), per question type."""
+    its context (greedy first token == the answer's first token), per question type. new_image:
+    the question's chunk starts with its own <image> (as b_sep=0 trains), else it does not (as
+    b_sep=1 trains same-scene chunks; with b_sep=1, new_image=True measures how much the LM
+    still copies across an <image>, which it should not)."""
     rng = np.random.default_rng([seed, 210])
     out = {}
     with torch.no_grad():
@@ -464,7 +470,7 @@ def retrieval_accuracy(m, tok, seed, n=200):
                 if pa is None:
                     continue
                 ctx = text.chunk_ids(tok, *text.prompt_and_answer(objs, "caption", rng))[0]
-                ids = ctx + tok.encode(pa[0])
+                ids = ctx + tok.encode(pa[0])[0 if new_image else 1:]
                 logits = M.lm_forward(m, torch.tensor([ids]), xattn=False)[0, -1]
                 ok += int(logits.argmax()) == tok.encode(pa[1])[0]
                 total += 1
@@ -479,6 +485,10 @@ def stage_b(m, tok, hp, seed, procs):
     data_parallel(procs, _stage_b_loop, m, tok, hp, seed)
     acc = retrieval_accuracy(m, tok, seed, hp["b_probe"])
     log("b answers from a caption in context: " + " ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+    if hp["b_sep"] > 0:
+        across, acc = acc, retrieval_accuracy(m, tok, seed, hp["b_probe"], new_image=False)
+        log("b ... with no <image> between them: " + " ".join(f"{k} {v:.3f}" for k, v in acc.items()))
+        acc = {**acc, "across_image": across}
     return acc
 
 
@@ -493,7 +503,7 @@ def _stage_b_loop(rank, procs, m, tok, hp, seed):
         seqs = []
         for _ in range(hp["b_batch"] // procs):
             if rng.random() < hp["b_same"]:
-                seqs.append(same_scene_sequence(rng, tok, max(2, n)))
+                seqs.append(same_scene_sequence(rng, tok, max(2, n), hp["b_sep"] > 0))
             else:
                 ids, _, g = sample_sequence(rng, tok, lambda i: world.sample_objects(rng), 1, n)
                 # the LM learns the whole text, not only the answers: every token but padding

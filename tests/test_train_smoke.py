@@ -33,6 +33,17 @@ def train(tmp, *args):
     return p.returncode, p.stdout.decode()[-1500:] + p.stderr.decode()[-1500:]
 
 
+def run_script(script, what):
+    """Run one of the scripts below with tools/train on its path; its last stdout line, parsed
+    as JSON, or None (and a FAIL line) when it did not run."""
+    p = subprocess.run([sys.executable, "-c", script, os.path.join(ROOT, "tools", "train")],
+                       capture_output=True, timeout=120)
+    if p.returncode != 0:
+        print(f"FAIL {what} did not run:", p.stderr.decode()[-1500:])
+        return None
+    return json.loads(p.stdout.decode().strip().splitlines()[-1])
+
+
 def check_from(tmp, first):
     """--from FILE: stage c only. With the same settings the file comes out bit for bit the
     same (stage c depends on the earlier stages and the seed only); with another stage c
@@ -79,13 +90,9 @@ print(json.dumps(dict(y=y, shapes=world.SHAPES, colours=world.COLOR_NAMES, n=mod
 def check_count_labels():
     """The targets of the Perceiver's count latents (stage p), against counts written out by hand:
     each shape, each colour, all, then each colour-shape pair, colour-major."""
-    p = subprocess.run([sys.executable, "-c", COUNT_CHECK, os.path.join(ROOT, "tools", "train")],
-                       capture_output=True, timeout=120)
-    if p.returncode != 0:
-        print(p.stderr.decode()[-1500:])
-        print("FAIL count_labels did not run")
+    r = run_script(COUNT_CHECK, "count_labels")
+    if r is None:
         return 1
-    r = json.loads(p.stdout.decode().strip().splitlines()[-1])
     S, C = r["shapes"], r["colours"]
 
     def want(counts):
@@ -147,12 +154,9 @@ def check_schedule():
     """Stage c's tail (c_schedule): captions at c_tail_cap of its chunks, the other kinds in
     QTYPE_C's ratios, summing to 1; with QTYPE_C's own caption share the mix is QTYPE_C itself,
     so that run17's schedule is still what those settings give."""
-    p = subprocess.run([sys.executable, "-c", SCHEDULE_CHECK, os.path.join(ROOT, "tools", "train")],
-                       capture_output=True, timeout=120)
-    if p.returncode != 0:
-        print("FAIL the schedule check:", p.stderr.decode()[-800:])
+    r = run_script(SCHEDULE_CHECK, "the schedule check")
+    if r is None:
         return 1
-    r = json.loads(p.stdout.decode().strip().splitlines()[-1])
     hp, qc, tail = r["hp"], r["qtype_c"], r["full"]["tail"]
     steps = hp["c_steps"] + hp["c_cap"] + hp["c_yn"] + hp["c_tail"]
     others = [k for k in qc if k != "caption"]
@@ -186,12 +190,9 @@ print(json.dumps(dict(media=tok.media, seqs=out)))
 def check_one_image():
     """b_sep's same-scene sequences (stage b): the same chunks, drawn from the same generator,
     with only the first chunk's <image>; without b_sep every chunk starts with one."""
-    p = subprocess.run([sys.executable, "-c", SEP_CHECK, os.path.join(ROOT, "tools", "train")],
-                       capture_output=True, timeout=120)
-    if p.returncode != 0:
-        print("FAIL the b_sep check:", p.stderr.decode()[-800:])
+    r = run_script(SEP_CHECK, "the b_sep check")
+    if r is None:
         return 1
-    r = json.loads(p.stdout.decode().strip().splitlines()[-1])
     media, bad = r["media"], 0
     for q in r["seqs"]:
         plain, one = q["ids"]

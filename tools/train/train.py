@@ -437,7 +437,8 @@ def same_scene_sequence(rng, tok, n, one_image=False):
     already have for stage c, where the cross-attention puts the scene into the residual stream
     instead of a caption (tools/train/README.md, "What limits the model").
     one_image (b_sep): only the first chunk starts with <image>, so that to the LM an <image>
-    always starts a new scene, as in a few-shot prompt, and nothing is copied across one."""
+    always starts a new scene, as in a few-shot prompt. (The intent: in c27 the LM still
+    answered across an <image> most of the time; tools/train/README.md, "Captions overfit".)"""
     objs = world.sample_objects(rng)
     types = list(QTYPE_P)
     probs = np.array([QTYPE_P[t] for t in types])

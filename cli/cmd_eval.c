@@ -169,7 +169,7 @@ int cmd_eval(int argc, char **argv) {
                    "  --json       one JSON object instead of the table\n"
                    "  --batch B    items decoded together (16)\n"
                    "  --limit N    only the first N items\n"
-                   "  --show K     print the first K wrong answers\n"
+                   "  --show K     print the first K wrong answers (stderr; each with its query image)\n"
                    "%s"
                    "  -t, --threads N\n",
                    cli_gen_help);
@@ -270,8 +270,9 @@ int cmd_eval(int argc, char **argv) {
                                                j->choices[0].len, it->answer);
             if (rc == 0 && !ok && shown < show) {
                 shown++;
-                fprintf(stderr, "wrong: %s (%d shots): %.*s -> got \"%.*s\", want \"%s\"\n", it->type,
-                        it->shots, (int)strlen(it->prompt) > 200 ? 200 : (int)strlen(it->prompt), it->prompt,
+                fprintf(stderr, "wrong: %s (%d shots) %s: %.*s -> got \"%.*s\", want \"%s\"\n", it->type,
+                        it->shots, it->n_images ? it->images[it->n_images - 1] : "(no image)",
+                        (int)strlen(it->prompt) > 200 ? 200 : (int)strlen(it->prompt), it->prompt,
                         (int)j->choices[0].len, j->choices[0].text ? j->choices[0].text : "", it->answer);
             }
             int g = 0;

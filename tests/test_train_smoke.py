@@ -11,7 +11,8 @@ with b_sep are the plain ones less every <image> after the first; and
 `--from` that file runs stage c alone: with the same settings the same file
 comes out bit for bit, with another stage c schedule only the cross-attention
 blocks' tensors change, and a file whose tokenizer is not this train.py's is
-refused.  The full training (about an hour) is not run here."""
+refused; and the yes / no phase's first c_yn_patch steps see the patch latents
+only.  The full training (about an hour) is not run here."""
 import json
 import os
 import subprocess
@@ -76,6 +77,28 @@ def check_from(tmp, first):
     return 0
 
 
+def check_yn_patch(tmp, counts):
+    """The smoke recipe's yes / no step sees the patch latents only (c_yn_patch=1): with
+    c_yn_patch=0 it sees the count latents as well, and the cross-attention comes out
+    otherwise (nothing else does). counts: the smoke model with count latents (p_count=0.3)."""
+    a, _ = stfile.read(counts)
+    xattn = [k for k in a if ".gated_cross_attn_layer." in k]
+    out = os.path.join(tmp, "all-latents.safetensors")
+    rc, log = train(tmp, "--out", out, "--from", counts, "--set", "p_count=0.3", "--set", "c_yn_patch=0")
+    if rc != 0 or not os.path.exists(out):
+        print(log)
+        print("FAIL train.py --from --set c_yn_patch=0")
+        return 1
+    b, _ = stfile.read(out)
+    moved = [k for k in a if not np.array_equal(a[k], b[k])]
+    print(f"c_yn_patch 1 -> 0: {len(moved)} tensors differ, {len([k for k in moved if k in xattn])} "
+          f"of them cross-attention")
+    if not moved or any(k not in xattn for k in moved):
+        print("FAIL c_yn_patch: the yes / no step does not depend on it as it should")
+        return 1
+    return 0
+
+
 COUNT_CHECK = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
@@ -134,7 +157,7 @@ def check_count_latents(tmp, plain):
     if info.returncode != 0 or f"{latents}" not in info.stdout.decode():
         print("FAIL flamingo info on the count-latent model:", info.stdout.decode(), info.stderr.decode())
         return 1
-    return 0
+    return check_yn_patch(tmp, out)
 
 
 SCHEDULE_CHECK = """
@@ -145,8 +168,13 @@ out = {}
 for name, share in (("full", train.FULL["c_tail_cap"]), ("quarter", train.QTYPE_C["caption"])):
     hp = dict(train.FULL, c_tail_cap=share)
     sch = train.c_schedule(hp)
-    out[name] = dict(n=len(sch), tail=sch[-1][0], is_qtype_c=sch[-1][0] is train.QTYPE_C)
-print(json.dumps(dict(out, qtype_c=train.QTYPE_C, hp=train.FULL)))
+    out[name] = dict(n=len(sch), tail=sch[-1].mix, is_qtype_c=sch[-1].mix is train.QTYPE_C)
+hp = dict(train.FULL, c_yn_patch=300, c_tail_chunks=[0.1, 0.2, 0.3, 0.4], c_tail_same=0.9)
+sch = train.c_schedule(hp)
+out["latents"] = [s.latents for s in sch]
+out["shape"] = sorted(set(json.dumps([s.chunks, s.same]) for s in sch[:-hp["c_tail"]]))
+out["tail_shape"] = sorted(set(json.dumps([s.chunks, s.same]) for s in sch[-hp["c_tail"]:]))
+print(json.dumps(dict(out, qtype_c=train.QTYPE_C, hp=train.FULL, patch=train.M.PATCH_LATENTS)))
 """
 
 
@@ -165,9 +193,17 @@ def check_schedule():
           and abs(tail["caption"] - hp["c_tail_cap"]) < 1e-12
           and all(abs(tail[k] - qc[k] * (1 - hp["c_tail_cap"]) / rest) < 1e-12 for k in others)
           and r["quarter"]["is_qtype_c"])
-    print(f"stage c schedule: {r['full']['n']} steps, the tail's mix {tail}")
+    yn0 = hp["c_steps"] + hp["c_cap"]       # c_yn_patch=300: the yes / no phase's first 300 steps
+    lat = r["latents"]
+    on = [i for i, n in enumerate(lat) if n is not None]
+    ok = ok and lat == [None] * yn0 + [r["patch"]] * 300 + [None] * (len(lat) - yn0 - 300)
+    # the tail's sequences shaped by c_tail_chunks and c_tail_same, the other phases' as ever
+    ok = ok and r["shape"] == ["[null, 0.5]"] and r["tail_shape"] == ["[[0.1, 0.2, 0.3, 0.4], 0.9]"]
+    patch = (f"{len(on)} steps on {sorted(set(lat[i] for i in on))} latents, {on[:1]} to {on[-1:]}; "
+             f"sequence shapes {r['shape']}, in the tail {r['tail_shape']}")
+    print(f"stage c schedule: {r['full']['n']} steps, the tail's mix {tail}; with c_yn_patch=300, {patch}")
     if not ok:
-        print("FAIL stage c's tail mix or length:", r)
+        print("FAIL stage c's tail mix, length or patch-latent steps:", dict(r, latents=patch))
         return 1
     return 0
 
@@ -185,6 +221,44 @@ for k in range(40):
     out.append(dict(n=n, ids=[s[0] for s in seq], mask=[s[1] for s in seq]))
 print(json.dumps(dict(media=tok.media, seqs=out)))
 """
+
+
+SAME_CHECK = """
+import json, sys
+sys.path.insert(0, sys.argv[1])
+import numpy as np
+import train, text
+tok = text.Tok(text.make_tokenizer_json(train.SEED))
+objs = [dict(shape="circle", color="red", x=0.3, y=0.3, size="small"),
+        dict(shape="star", color="blue", x=0.7, y=0.6, size="large")]
+out = dict(kinds=[], n=[], state=[])
+for k in range(60):
+    rng = np.random.default_rng([7, k // 2])           # one seed for each pair k, k + 1
+    n = train.n_chunks(rng, [0.0, 0.0, 1.0, 0.0] if k % 2 else None)
+    out["n"].append(n)
+    out["state"].append(str(rng.bit_generator.state["state"]))
+    ids, _, _ = train.sample_sequence(rng, tok, lambda i: objs, 1, n, {"caption": 0.5, "count": 0.5}, 1.0)
+    out["kinds"].append(tok.decode(ids).count("Output:"))
+print(json.dumps(out))
+"""
+
+
+def check_same():
+    """The tail's sequence shape: n_chunks with other probabilities takes one draw as with the
+    default ones (so nothing after it moves), and with p_same=1.0 a sequence of captions and
+    count questions is all one or all the other."""
+    r = run_script(SAME_CHECK, "the sequence shape check")
+    if r is None:
+        return 1
+    n, caps, st = r["n"], r["kinds"], r["state"]
+    ok = (all(n[k] == 3 for k in range(1, 60, 2)) and len(set(n[0::2])) > 1
+          and all(st[k] == st[k + 1] for k in range(0, 60, 2))
+          and all(c in (0, n[k]) for k, c in enumerate(caps)) and 0 < sum(c > 0 for c in caps) < 60)
+    print(f"sequence shape: chunks {n[:10]}..., captions per sequence {caps[:10]}...")
+    if not ok:
+        print("FAIL n_chunks' probabilities or sample_sequence's p_same:", r)
+        return 1
+    return 0
 
 
 def check_one_image():
@@ -238,6 +312,8 @@ def main():
     if check_schedule():
         return 1
     if check_one_image():
+        return 1
+    if check_same():
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "smoke.safetensors")

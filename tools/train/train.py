@@ -23,7 +23,8 @@ Stages:
   c  the gated cross-attention layers trained on interleaved image-text sequences of 1-4 chunks
      (few-shot examples included), gates from 0.5, in phases (c_schedule): colour and presence
      questions only, the full mix, yes / no position questions only, the full mix again at a
-     lower rate with captions at half the chunks; the Perceiver as stage p left it
+     lower rate with captions at half the chunks, in sequences shaped more like few-shot prompts
+     (more of 3 chunks, most of one question type); the Perceiver as stage p left it
 Then the model file is written with weights/stfile.py and read back with the reference
 (tests/reference/flamingo_ref.py), whose logits must equal the training model's.
 
@@ -45,6 +46,7 @@ import sys
 import tempfile
 import time
 import traceback
+import typing
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
@@ -73,13 +75,13 @@ SEED = 1              # the training world; evalset.py uses another seed (EVAL_S
 FULL = dict(n_images=24000, a_steps=6000, a_batch=96, a_lr=2e-3,
             b_steps=1500, b_batch=48, b_lr=2e-3, b_same=0.6, b_sep=0, b_probe=200,
             c_steps=4400, c_bind=600, c_batch=32, c_lr=2e-3, c_gate0=0.5, a_pos=1.0, p_steps=1500, p_lr=3e-3, p_count=0.3,
-            a_coord=1.0, c_cap=0, c_cap_lr=2e-3, c_yn=1400, c_yn_lr=2e-3, c_tail=1600, c_tail_lr=1e-3,
-            c_tail_cap=0.5)
+            a_coord=1.0, c_cap=0, c_cap_lr=2e-3, c_yn=1400, c_yn_lr=2e-3, c_yn_patch=0, c_tail=1600, c_tail_lr=1e-3,
+            c_tail_cap=0.5, c_tail_chunks=[0.2, 0.2, 0.4, 0.2], c_tail_same=0.8)
 SMOKE = dict(n_images=192, a_steps=4, a_batch=32, a_lr=1e-3,
              b_steps=4, b_batch=8, b_lr=1e-3, b_same=0.6, b_sep=1, b_probe=5,
              c_steps=4, c_bind=2, c_batch=8, c_lr=1e-3, c_gate0=0.5, a_pos=1.0, p_steps=4, p_lr=3e-3, p_count=0.0,
-             a_coord=1.0, c_cap=0, c_cap_lr=1e-3, c_yn=2, c_yn_lr=1e-3, c_tail=2, c_tail_lr=1e-3,
-             c_tail_cap=0.26)
+             a_coord=1.0, c_cap=0, c_cap_lr=1e-3, c_yn=2, c_yn_lr=1e-3, c_yn_patch=1, c_tail=2, c_tail_lr=1e-3,
+             c_tail_cap=0.26, c_tail_chunks=[0.0, 0.0, 1.0, 0.0], c_tail_same=0.8)
 QTYPE_P = {"caption": 0.24, "color": 0.12, "shape": 0.12, "count": 0.18, "position": 0.22, "presence": 0.12}
 # Stage c's mix after the binding phase: colour and shape questions are easy (99% after run12),
 # counts are not, and a caption's first word is the count of its largest colour-shape group, so
@@ -376,16 +378,17 @@ def _stage_a_loop(rank, procs, vit, heads, pixels, labels, n_tr, hp, seed):
 # ---------------------------------------------------------------------------------------
 # Sequences of chunks (stages b and c)
 
-def sample_sequence(rng, tok, objs_fn, n_pool, n=None, qtype_p=None):
+def sample_sequence(rng, tok, objs_fn, n_pool, n=None, qtype_p=None, p_same=0.5):
     """One interleaved sequence of n chunks: (ids, loss mask, image indices). objs_fn(i) gives
     the ground truth objects of pool image i (stage c) or of a freshly sampled scene (stage b).
-    qtype_p: the question-type mix (default QTYPE_P)."""
+    qtype_p: the question-type mix (default QTYPE_P). With probability p_same every chunk is of
+    one type (as in a few-shot prompt), else each draws its own."""
     if n is None:
         n = n_chunks(rng)
     qtype_p = qtype_p or QTYPE_P
     types = list(qtype_p)
     probs = np.array([qtype_p[t] for t in types])
-    same = rng.random() < 0.5
+    same = rng.random() < p_same
     fixed = types[int(rng.choice(len(types), p=probs))]
     ids, mask, imgs = [], [], []
     for c in range(n):
@@ -407,8 +410,9 @@ def sample_sequence(rng, tok, objs_fn, n_pool, n=None, qtype_p=None):
     return ids, mask, imgs
 
 
-def n_chunks(rng):
-    return 1 + int(rng.choice(4, p=N_CHUNKS_P))
+def n_chunks(rng, probs=None):
+    """1 to 4, with probabilities probs (default N_CHUNKS_P); one draw from rng whatever probs."""
+    return 1 + int(rng.choice(4, p=N_CHUNKS_P if probs is None else probs))
 
 
 def collate(seqs, pad):
@@ -620,21 +624,45 @@ def c_schedule(hp):
        tools/train/README.md).
     3. c_yn steps of yes / no position questions alone ("Is A left of B?": two look-ups and a
        comparison, at chance in the full mix; learnt alone only from a cross-attention that
-       already finds objects, after a plateau of 400-1,100 steps), with their own cosine.
+       already finds objects, after a plateau of 400-1,100 steps), with their own cosine. The
+       first c_yn_patch of them see the Perceiver's patch latents only, not its count latents:
+       a look-up of "the red circle" finds that pair's count latent first, which holds no
+       position, and with strong count latents (stage p at p_count=1.0) the phase then stayed
+       at chance for all its steps (c23); without them it leaves chance (tools/train/README.md,
+       "The yes / no phase without the count latents").
     4. tail, c_tail steps of the full mix at a lower rate, which win back what the other kinds
        lost in phase 3; captions are c_tail_cap of its chunks (0.5 in FULL, against QTYPE_C's
        0.26: captions are the kind that more steps still improve; tools/train/README.md,
-       "Captions are under-trained").
-       (tools/train/README.md, "Stage c's phases".)"""
+       "Captions are under-trained"). Its sequences are shaped more like few-shot prompts
+       (c_tail_chunks: more of 3 chunks; c_tail_same: most of one question type throughout),
+       which took two-shot captions up to zero-shot ones ("Two-shot captions").
+       (tools/train/README.md, "Stage c's phases".)
+    Every step is a CStep: the question mix, the learning rate, how many of each image's
+    latents the cross-attention sees (None: all), the chunk-count probabilities of its
+    sequences and the probability that a sequence's chunks are all of one type. The tail's
+    sequences can be shaped like few-shot prompts (c_tail_chunks, c_tail_same; "Two-shot
+    captions" in tools/train/README.md)."""
     bind_p = {t: (0.5 if t in ("color", "presence") else 0.0) for t in QTYPE_C}
     yes_no = {"position_yn": 1.0}
     tail = with_caption_share(QTYPE_C, hp["c_tail_cap"])
     cap = {"caption": 1.0}
-    return ([(bind_p if i < hp["c_bind"] else QTYPE_C, lr_at(i, hp["c_steps"], hp["c_lr"], 50))
+    patch = M.PATCH_LATENTS
+    return ([CStep(bind_p if i < hp["c_bind"] else QTYPE_C, lr_at(i, hp["c_steps"], hp["c_lr"], 50))
              for i in range(hp["c_steps"])] +
-            [(cap, lr_at(i, hp["c_cap"], hp["c_cap_lr"], 50)) for i in range(hp["c_cap"])] +
-            [(yes_no, lr_at(i, hp["c_yn"], hp["c_yn_lr"], 50)) for i in range(hp["c_yn"])] +
-            [(tail, lr_at(i, hp["c_tail"], hp["c_tail_lr"], 50)) for i in range(hp["c_tail"])])
+            [CStep(cap, lr_at(i, hp["c_cap"], hp["c_cap_lr"], 50)) for i in range(hp["c_cap"])] +
+            [CStep(yes_no, lr_at(i, hp["c_yn"], hp["c_yn_lr"], 50), patch if i < hp["c_yn_patch"] else None)
+             for i in range(hp["c_yn"])] +
+            [CStep(tail, lr_at(i, hp["c_tail"], hp["c_tail_lr"], 50), None, hp["c_tail_chunks"], hp["c_tail_same"])
+             for i in range(hp["c_tail"])])
+
+
+class CStep(typing.NamedTuple):
+    """One step of stage c's schedule (c_schedule)."""
+    mix: dict
+    lr: float
+    latents: typing.Optional[int] = None
+    chunks: typing.Optional[list] = None      # None: N_CHUNKS_P
+    same: float = 0.5
 
 
 def with_caption_share(mix, share):
@@ -654,14 +682,16 @@ def _stage_c_loop(rank, procs, m, tok, latents, truths, train, hp, seed):
     steps = len(schedule)
     t0 = time.time()
     ema = None
-    for step, (mix, lr) in enumerate(schedule):
-        n = n_chunks(rng)
-        seqs = [sample_sequence(rng, tok, lambda i: truths[i]["objects"], n_pool, n, mix)
+    for step, st in enumerate(schedule):
+        n = n_chunks(rng, st.chunks)
+        seqs = [sample_sequence(rng, tok, lambda i: truths[i]["objects"], n_pool, n, st.mix, st.same)
                 for _ in range(hp["c_batch"] // procs)]
         ids, mask = collate(seqs, tok.pad)
         media = torch.stack([latents[s[2]] for s in seqs])          # [B, n, L, W]: n images each
+        if st.latents is not None:
+            media = media[:, :, :st.latents]
         for g in opt.param_groups:
-            g["lr"] = lr
+            g["lr"] = st.lr
         loss = next_token_loss(M.lm_forward(m, ids, media), ids, mask)
         optimise(opt, loss, train, clip=1.0)
         ema = loss.item() if ema is None else 0.95 * ema + 0.05 * loss.item()
@@ -731,7 +761,8 @@ def main():
     hp = dict(SMOKE if args.smoke else FULL)
     for kv in args.set:
         k, v = kv.split("=")
-        hp[k] = type(hp[k])(float(v)) if isinstance(hp[k], int) else float(v)
+        hp[k] = ([float(x) for x in v.split(",")] if isinstance(hp[k], list) else
+                 type(hp[k])(float(v)) if isinstance(hp[k], int) else float(v))
     out = args.out or (os.path.join(tempfile.mkdtemp(prefix="flamingo-smoke-"), "flamingo-tiny.safetensors")
                        if args.smoke else os.path.join(ROOT, "weights", "flamingo-tiny.safetensors"))
     torch.set_num_threads(1)       # see data_parallel

@@ -199,11 +199,11 @@ def check_schedule():
     ok = ok and lat == [None] * yn0 + [r["patch"]] * 300 + [None] * (len(lat) - yn0 - 300)
     # the tail's sequences shaped by c_tail_chunks and c_tail_same, the other phases' as ever
     ok = ok and r["shape"] == ["[null, 0.5]"] and r["tail_shape"] == ["[[0.1, 0.2, 0.3, 0.4], 0.9]"]
-    patch = (f"{len(on)} steps on {sorted(set(lat[i] for i in on))} latents, {on[:1]} to {on[-1:]}; "
-             f"sequence shapes {r['shape']}, in the tail {r['tail_shape']}")
-    print(f"stage c schedule: {r['full']['n']} steps, the tail's mix {tail}; with c_yn_patch=300, {patch}")
+    seen = (f"{len(on)} steps on {sorted(set(lat[i] for i in on))} latents, {on[:1]} to {on[-1:]}; "
+            f"sequence shapes {r['shape']}, in the tail {r['tail_shape']}")
+    print(f"stage c schedule: {r['full']['n']} steps, the tail's mix {tail}; with c_yn_patch=300, {seen}")
     if not ok:
-        print("FAIL stage c's tail mix, length or patch-latent steps:", dict(r, latents=patch))
+        print("FAIL stage c's tail mix, length or patch-latent steps:", dict(r, latents=seen))
         return 1
     return 0
 

@@ -628,8 +628,8 @@ def c_schedule(hp):
        first c_yn_patch of them see the Perceiver's patch latents only, not its count latents:
        a look-up of "the red circle" finds that pair's count latent first, which holds no
        position, and with strong count latents (stage p at p_count=1.0) the phase then stayed
-       at chance for all its steps (c23); without them it leaves chance (tools/train/README.md,
-       "The yes / no phase without the count latents").
+       at chance for all its steps (c23); without them it leaves chance, slowly (c28 in
+       tools/train/README.md, "Two-shot captions"; off in FULL).
     4. tail, c_tail steps of the full mix at a lower rate, which win back what the other kinds
        lost in phase 3; captions are c_tail_cap of its chunks (0.5 in FULL, against QTYPE_C's
        0.26: captions are the kind that more steps still improve; tools/train/README.md,
@@ -639,9 +639,7 @@ def c_schedule(hp):
        (tools/train/README.md, "Stage c's phases".)
     Every step is a CStep: the question mix, the learning rate, how many of each image's
     latents the cross-attention sees (None: all), the chunk-count probabilities of its
-    sequences and the probability that a sequence's chunks are all of one type. The tail's
-    sequences can be shaped like few-shot prompts (c_tail_chunks, c_tail_same; "Two-shot
-    captions" in tools/train/README.md)."""
+    sequences and the probability that a sequence's chunks are all of one type."""
     bind_p = {t: (0.5 if t in ("color", "presence") else 0.0) for t in QTYPE_C}
     yes_no = {"position_yn": 1.0}
     tail = with_caption_share(QTYPE_C, hp["c_tail_cap"])

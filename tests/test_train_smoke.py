@@ -4,15 +4,17 @@ it writes loads in the C engine, and the engine agrees with the PyTorch
 reference on it (tests/bundled_check.py against that file: logits within 1e-4
 of their range, greedy answers identical on 50 held-out images); the
 Perceiver's count latents (`--set p_count=0.3`) train and load, and their
-targets (count_labels) match a scene counted by hand, and adding them leaves
-the other parts' initial weights as they were; stage c's tail has the caption
+targets (count_labels, and where_labels with p_where) match a scene counted by
+hand, and adding them leaves the other parts' initial weights as they were;
+stage a trains on the first a_images only; stage c's tail has the caption
 share it is given and QTYPE_C's ratios for the rest; stage b's same-scene sequences
 with b_sep are the plain ones less every <image> after the first; and
 `--from` that file runs stage c alone: with the same settings the same file
 comes out bit for bit, with another stage c schedule only the cross-attention
 blocks' tensors change, and a file whose tokenizer is not this train.py's is
-refused; and the yes / no phase's first c_yn_patch steps see the patch latents
-only.  The full training (about an hour) is not run here."""
+refused; `--from FILE --redo-p` runs stages p and c on FILE's vision encoder and
+LM, likewise bit for bit; and the yes / no phase's first c_yn_patch steps see the
+patch latents only.  The full training (over an hour) is not run here."""
 import json
 import os
 import subprocess
@@ -28,10 +30,12 @@ sys.path.insert(0, os.path.join(ROOT, "weights"))
 import stfile  # noqa: E402
 
 
-def train(tmp, *args):
+def train(tmp, *args, whole=False):
+    """train.py --smoke ARGS: its exit code and the end of its output (with whole, all of it)."""
     p = subprocess.run([sys.executable, os.path.join(ROOT, "tools", "train", "train.py"), "--smoke",
                         "--work", tmp, "--procs", "2", "--workers", "1", *args], capture_output=True, timeout=600)
-    return p.returncode, p.stdout.decode()[-1500:] + p.stderr.decode()[-1500:]
+    out, err = p.stdout.decode(), p.stderr.decode()
+    return p.returncode, (out + err) if whole else out[-1500:] + err[-1500:]
 
 
 def run_script(script, what):
@@ -43,6 +47,14 @@ def run_script(script, what):
         print(f"FAIL {what} did not run:", p.stderr.decode()[-1500:])
         return None
     return json.loads(p.stdout.decode().strip().splitlines()[-1])
+
+
+def rerun_diff(a, path, later):
+    """A rerun's file against the first run's tensors a: its tensors, the names outside `later`
+    that are unchanged, and the names in `later` that differ."""
+    b, _ = stfile.read(path)
+    return (b, [k for k in a if k not in later and np.array_equal(a[k], b[k])],
+            [k for k in later if not np.array_equal(a[k], b[k])])
 
 
 def check_from(tmp, first):
@@ -58,9 +70,7 @@ def check_from(tmp, first):
             print(log)
             print("FAIL train.py --from", *extra)
             return 1
-        b, _ = stfile.read(again)
-        same = [k for k in a if k not in xattn and np.array_equal(a[k], b[k])]
-        moved = [k for k in xattn if not np.array_equal(a[k], b[k])]
+        b, same, moved = rerun_diff(a, again, xattn)
         print(f"--from {' '.join(extra)}: {len(same)} of {len(a) - len(xattn)} other tensors unchanged, "
               f"{len(moved)} of {len(xattn)} cross-attention tensors differ")
         if sorted(a) != sorted(b) or len(same) != len(a) - len(xattn) or bool(moved) != want_moved:
@@ -84,7 +94,7 @@ def check_yn_patch(tmp, counts):
     a, _ = stfile.read(counts)
     xattn = [k for k in a if ".gated_cross_attn_layer." in k]
     out = os.path.join(tmp, "all-latents.safetensors")
-    rc, log = train(tmp, "--out", out, "--from", counts, "--set", "p_count=0.3", "--set", "c_yn_patch=0")
+    rc, log = train(tmp, "--out", out, "--from", counts, "--set", "p_count=0.3", "--set", "p_where=1.0", "--set", "c_yn_patch=0")
     if rc != 0 or not os.path.exists(out):
         print(log)
         print("FAIL train.py --from --set c_yn_patch=0")
@@ -103,16 +113,19 @@ COUNT_CHECK = """
 import json, sys
 sys.path.insert(0, sys.argv[1])
 import train, model, world
-objs = [dict(shape="circle", color="red"), dict(shape="star", color="blue"), dict(shape="circle", color="red"),
-        dict(shape="circle", color="blue")]
-y = train.count_labels([{"objects": objs}, {"objects": objs[1:2]}]).tolist()
-print(json.dumps(dict(y=y, shapes=world.SHAPES, colours=world.COLOR_NAMES, n=model.COUNT_LATENTS)))
+objs = [dict(shape="circle", color="red", x=0.25, y=0.5), dict(shape="star", color="blue", x=0.75, y=0.125),
+        dict(shape="circle", color="red", x=0.5, y=1.0), dict(shape="circle", color="blue", x=0.0, y=0.25)]
+truths = [{"objects": objs}, {"objects": objs[1:2]}]
+y = train.count_labels(truths).tolist()
+w = [[None if v != v else v for v in row] for img in train.where_labels(truths).tolist() for row in img]
+print(json.dumps(dict(y=y, where=w, shapes=world.SHAPES, colours=world.COLOR_NAMES, n=model.COUNT_LATENTS)))
 """
 
 
 def check_count_labels():
     """The targets of the Perceiver's count latents (stage p), against counts written out by hand:
-    each shape, each colour, all, then each colour-shape pair, colour-major."""
+    each shape, each colour, all, then each colour-shape pair, colour-major; and where_labels,
+    the mean centre of the objects counted (None where none are)."""
     r = run_script(COUNT_CHECK, "count_labels")
     if r is None:
         return 1
@@ -132,16 +145,35 @@ def check_count_labels():
     if r["y"] != expect or r["n"] != len(expect[0]):
         print("FAIL count_labels:", r["y"], "want", expect)
         return 1
+    n, ns, nc = len(expect[0]), len(S), len(C)
+    pair = ns + nc + 1
+    where = [[None, None] for _ in range(2 * n)]
+    for k, j, xy in ((0, S.index("circle"), (0.25, 0.5833333)), (0, S.index("star"), (0.75, 0.125)),
+                     (0, ns + C.index("red"), (0.375, 0.75)), (0, ns + C.index("blue"), (0.375, 0.1875)),
+                     (0, ns + nc, (0.375, 0.46875)), (0, pair + C.index("red") * ns + S.index("circle"), (0.375, 0.75)),
+                     (0, pair + C.index("blue") * ns + S.index("star"), (0.75, 0.125)),
+                     (0, pair + C.index("blue") * ns + S.index("circle"), (0.0, 0.25)),
+                     (1, S.index("star"), (0.75, 0.125)), (1, ns + C.index("blue"), (0.75, 0.125)),
+                     (1, ns + nc, (0.75, 0.125)), (1, pair + C.index("blue") * ns + S.index("star"), (0.75, 0.125))):
+        where[k * n + j] = list(xy)
+    close = all((a is None and b is None) or (a is not None and b is not None and abs(a - b) < 1e-6)
+                for got, want_xy in zip(r["where"], where) for a, b in zip(got, want_xy))
+    print(f"where_labels: {sum(w[0] is not None for w in r['where'])} known mean centres of {2 * n}")
+    if len(r["where"]) != len(where) or not close:
+        bad = [(i, got, w) for i, (got, w) in enumerate(zip(r["where"], where)) if got != w][:5]
+        print("FAIL where_labels (latent index, got, want):", bad)
+        return 1
     return 0
 
 
 def check_count_latents(tmp, plain):
-    """--set p_count=0.3: the Perceiver gets the count latents (stage p trains them; train.py's
-    own export check compares the file with the training model); the file loads in the C
-    engine, and nothing but the Perceiver's latents changes shape."""
+    """--set p_count=0.3 p_where=1.0: the Perceiver gets the count latents (stage p trains them
+    and their position head; train.py's own export check compares the file with the training
+    model); the file loads in the C engine, and nothing but the Perceiver's latents changes
+    shape."""
     out = os.path.join(tmp, "counts.safetensors")
-    rc, log = train(tmp, "--out", out, "--set", "p_count=0.3")
-    if rc != 0 or not os.path.exists(out) or "counts " not in log:
+    rc, log = train(tmp, "--out", out, "--set", "p_count=0.3", "--set", "p_where=1.0")
+    if rc != 0 or not os.path.exists(out) or "counts " not in log or "where " not in log:
         print(log)
         print("FAIL the smoke training with count latents")
         return 1
@@ -157,7 +189,52 @@ def check_count_latents(tmp, plain):
     if info.returncode != 0 or f"{latents}" not in info.stdout.decode():
         print("FAIL flamingo info on the count-latent model:", info.stdout.decode(), info.stderr.decode())
         return 1
-    return check_yn_patch(tmp, out)
+    return check_yn_patch(tmp, out) or check_redo_p(tmp, out)
+
+
+def check_redo_p(tmp, first):
+    """--from FILE --redo-p: stages p and c only, on FILE's vision encoder and LM. With the same
+    settings the file comes out bit for bit (with p_head_seed, stage p's heads are drawn from a
+    seed of their own, so stage p does not depend on what stages a and b drew from torch's
+    global generator); with another stage p, only the Perceiver's and the cross-attention
+    blocks' tensors change. Without p_head_seed, or without --from, --redo-p is refused.
+    first: a smoke model with count latents (p_count=0.3, p_where=1.0)."""
+    first_seeded = os.path.join(tmp, "seeded.safetensors")
+    rc, log = train(tmp, "--out", first_seeded, "--set", "p_count=0.3", "--set", "p_where=1.0",
+                    "--set", "p_head_seed=4343")
+    if rc != 0:
+        print(log)
+        print("FAIL the smoke training with p_head_seed")
+        return 1
+    if np.array_equal(stfile.read(first)[0]["perceiver.latents"], stfile.read(first_seeded)[0]["perceiver.latents"]):
+        print("FAIL p_head_seed does not change stage p")
+        return 1
+    first = first_seeded
+    a, _ = stfile.read(first)
+    later = [k for k in a if ".gated_cross_attn_layer." in k or k.startswith("perceiver.")]
+    for extra, want_moved in (([], False), (["--set", "p_steps=6"], True)):
+        again = os.path.join(tmp, "again-p.safetensors")
+        rc, log = train(tmp, "--out", again, "--from", first, "--redo-p", "--set", "p_count=0.3", "--set", "p_where=1.0",
+                        "--set", "p_head_seed=4343", *extra)
+        if rc != 0 or not os.path.exists(again) or "counts " not in log or "where " not in log:
+            print(log)
+            print("FAIL train.py --from --redo-p", *extra)
+            return 1
+        b, same, moved = rerun_diff(a, again, later)
+        print(f"--from --redo-p {' '.join(extra)}: {len(same)} of {len(a) - len(later)} vision / LM tensors "
+              f"unchanged, {len(moved)} of {len(later)} Perceiver and cross-attention tensors differ")
+        if (sorted(a) != sorted(b) or len(same) != len(a) - len(later) or bool(moved) != want_moved
+                or (want_moved and not any(k.startswith("perceiver.") for k in moved))):
+            print("FAIL --from --redo-p", *extra)
+            return 1
+    for args, why in ((["--redo-p", "--set", "p_head_seed=4343"], "--redo-p needs --from"),
+                      (["--redo-p", "--from", first], "--redo-p needs --set p_head_seed")):
+        rc, log = train(tmp, "--out", os.path.join(tmp, "refused.safetensors"), *args)
+        if rc == 0 or why not in log:
+            print(log)
+            print("FAIL not refused:", *args)
+            return 1
+    return 0
 
 
 SCHEDULE_CHECK = """
@@ -169,9 +246,12 @@ for name, share in (("full", train.FULL["c_tail_cap"]), ("quarter", train.QTYPE_
     hp = dict(train.FULL, c_tail_cap=share)
     sch = train.c_schedule(hp)
     out[name] = dict(n=len(sch), tail=sch[-1].mix, is_qtype_c=sch[-1].mix is train.QTYPE_C)
-hp = dict(train.FULL, c_yn_patch=300, c_tail_chunks=[0.1, 0.2, 0.3, 0.4], c_tail_same=0.9)
+hp = dict(train.FULL, c_yn=1000, c_yn_patch=300, c_yn_mix=200, c_tail_chunks=[0.1, 0.2, 0.3, 0.4], c_tail_same=0.9)
 sch = train.c_schedule(hp)
 out["latents"] = [s.latents for s in sch]
+yn0 = hp["c_steps"] + hp["c_cap"]
+out["yn_mixes"] = [json.dumps(s.mix, sort_keys=True) for s in sch[yn0:yn0 + 1000]]
+out["yn_mix"] = json.dumps(train.YN_MIX, sort_keys=True)
 out["shape"] = sorted(set(json.dumps([s.chunks, s.same]) for s in sch[:-hp["c_tail"]]))
 out["tail_shape"] = sorted(set(json.dumps([s.chunks, s.same]) for s in sch[-hp["c_tail"]:]))
 print(json.dumps(dict(out, qtype_c=train.QTYPE_C, hp=train.FULL, patch=train.M.PATCH_LATENTS)))
@@ -197,11 +277,15 @@ def check_schedule():
     lat = r["latents"]
     on = [i for i, n in enumerate(lat) if n is not None]
     ok = ok and lat == [None] * yn0 + [r["patch"]] * 300 + [None] * (len(lat) - yn0 - 300)
+    # c_yn=1000, c_yn_mix=200: its last 200 steps are YN_MIX, the rest yes / no questions alone
+    yn = json.dumps({"position_yn": 1.0})
+    ok = ok and r["yn_mixes"] == [yn] * 800 + [r["yn_mix"]] * 200 and json.loads(r["yn_mix"])["position_yn"] < 1
     # the tail's sequences shaped by c_tail_chunks and c_tail_same, the other phases' as ever
     ok = ok and r["shape"] == ["[null, 0.5]"] and r["tail_shape"] == ["[[0.1, 0.2, 0.3, 0.4], 0.9]"]
     seen = (f"{len(on)} steps on {sorted(set(lat[i] for i in on))} latents, {on[:1]} to {on[-1:]}; "
+            f"yes / no phase mixes {[(k, r['yn_mixes'].count(k)) for k in sorted(set(r['yn_mixes']))]}; "
             f"sequence shapes {r['shape']}, in the tail {r['tail_shape']}")
-    print(f"stage c schedule: {r['full']['n']} steps, the tail's mix {tail}; with c_yn_patch=300, {seen}")
+    print(f"stage c schedule: {r['full']['n']} steps, the tail's mix {tail}; with c_yn_patch=300, c_yn_mix=200: {seen}")
     if not ok:
         print("FAIL stage c's tail mix, length or patch-latent steps:", dict(r, latents=seen))
         return 1
@@ -317,10 +401,13 @@ def main():
         return 1
     with tempfile.TemporaryDirectory() as tmp:
         out = os.path.join(tmp, "smoke.safetensors")
-        rc, log = train(tmp, "--out", out)
-        print(log)
+        rc, log = train(tmp, "--out", out, whole=True)
+        print(log[-3000:])
         if rc != 0 or not os.path.exists(out):
             print("FAIL the smoke training")
+            return 1
+        if "stage a: 160 images" not in log:     # SMOKE's a_images (its n_images: 192)
+            print("FAIL stage a does not train on the first a_images only")
             return 1
         if check_from(tmp, out):
             return 1

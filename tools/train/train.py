@@ -4,6 +4,7 @@ at small scale; tools/train/README.md has the design and the figures).
 
     /usr/bin/python3 tools/train/train.py            # full run, 66-70 minutes on 2 cores (README)
     /usr/bin/python3 tools/train/train.py --from weights/flamingo-tiny.safetensors   # stage c only
+    /usr/bin/python3 tools/train/train.py --from weights/flamingo-tiny.safetensors --redo-p   # p and c
     /usr/bin/python3 tools/train/train.py --smoke    # a few steps of every stage, to a temp file
 
 Stages:
@@ -19,7 +20,8 @@ Stages:
      chunks with <image> markers but no pixels, about unrelated scenes or several about one scene
   p  both frozen; the Perceiver Resampler (64 + 63 latents) trained: patch latent i to
      reproduce patch token i; with p_count > 0 (the default), each of 63 latents more to hold
-     how many objects of one shape, colour or colour-shape pair the image has
+     how many objects of one shape, colour or colour-shape pair the image has, and with
+     p_where > 0 where those objects are
   c  the gated cross-attention layers trained on interleaved image-text sequences of 1-4 chunks
      (few-shot examples included), gates from 0.5, in phases (c_schedule): colour and presence
      questions only, the full mix, yes / no position questions only, the full mix again at a
@@ -72,15 +74,15 @@ import text  # noqa: E402
 import world  # noqa: E402
 
 SEED = 1              # the training world; evalset.py uses another seed (EVAL_SEED there)
-FULL = dict(n_images=24000, a_steps=6000, a_batch=96, a_lr=2e-3,
+FULL = dict(n_images=24000, a_images=24000, a_steps=6000, a_batch=96, a_lr=2e-3,
             b_steps=1500, b_batch=48, b_lr=2e-3, b_same=0.6, b_sep=0, b_probe=200,
-            c_steps=4400, c_bind=600, c_batch=32, c_lr=2e-3, c_gate0=0.5, a_pos=1.0, p_steps=1500, p_lr=3e-3, p_count=0.3,
-            a_coord=1.0, c_cap=0, c_cap_lr=2e-3, c_yn=1400, c_yn_lr=2e-3, c_yn_patch=0, c_tail=1600, c_tail_lr=1e-3,
+            c_steps=4400, c_bind=600, c_batch=32, c_lr=2e-3, c_gate0=0.5, a_pos=1.0, p_steps=1500, p_lr=3e-3, p_count=0.3, p_where=0.0, p_head_seed=0,
+            a_coord=1.0, c_cap=0, c_cap_lr=2e-3, c_yn=1400, c_yn_lr=2e-3, c_yn_patch=0, c_yn_mix=0, c_tail=1600, c_tail_lr=1e-3,
             c_tail_cap=0.5, c_tail_chunks=[0.2, 0.2, 0.4, 0.2], c_tail_same=0.8)
-SMOKE = dict(n_images=192, a_steps=4, a_batch=32, a_lr=1e-3,
+SMOKE = dict(n_images=192, a_images=160, a_steps=4, a_batch=32, a_lr=1e-3,
              b_steps=4, b_batch=8, b_lr=1e-3, b_same=0.6, b_sep=1, b_probe=5,
-             c_steps=4, c_bind=2, c_batch=8, c_lr=1e-3, c_gate0=0.5, a_pos=1.0, p_steps=4, p_lr=3e-3, p_count=0.0,
-             a_coord=1.0, c_cap=0, c_cap_lr=1e-3, c_yn=2, c_yn_lr=1e-3, c_yn_patch=1, c_tail=2, c_tail_lr=1e-3,
+             c_steps=4, c_bind=2, c_batch=8, c_lr=1e-3, c_gate0=0.5, a_pos=1.0, p_steps=4, p_lr=3e-3, p_count=0.0, p_where=0.0, p_head_seed=0,
+             a_coord=1.0, c_cap=0, c_cap_lr=1e-3, c_yn=2, c_yn_lr=1e-3, c_yn_patch=1, c_yn_mix=1, c_tail=2, c_tail_lr=1e-3,
              c_tail_cap=0.26, c_tail_chunks=[0.0, 0.0, 1.0, 0.0], c_tail_same=0.8)
 QTYPE_P = {"caption": 0.24, "color": 0.12, "shape": 0.12, "count": 0.18, "position": 0.22, "presence": 0.12}
 # Stage c's mix after the binding phase: colour and shape questions are easy (99% after run12),
@@ -89,6 +91,9 @@ QTYPE_P = {"caption": 0.24, "color": 0.12, "shape": 0.12, "count": 0.18, "positi
 QTYPE_C = {"caption": 0.26, "color": 0.07, "shape": 0.06, "count": 0.19, "count_pair": 0.06,
            "position": 0.24, "presence": 0.12}
 N_CHUNKS_P = [0.35, 0.25, 0.25, 0.15]      # 1, 2, 3, 4 chunks per sequence
+# The yes / no phase's last c_yn_mix steps: its questions with the other two yes / no-answered
+# kinds' binding, on all latents (c_schedule)
+YN_MIX = {"position_yn": 0.5, "color": 0.25, "presence": 0.25}
 
 
 @contextlib.contextmanager
@@ -342,6 +347,7 @@ def stage_a(m, images, truths, hp, seed, procs):
     labels = [vision_labels(truths, grid, False), vision_labels(truths, grid, True)]
     n_val = min(512, len(truths) // 8)
     n_tr = len(truths) - n_val
+    log(f"stage a: {len(truths)} images, {n_tr} to train on, {n_val} held out")
     pixels = M.normalize(images)
     vit.train()
     data_parallel(procs, _stage_a_loop, vit, heads, pixels, labels, n_tr, hp, seed)
@@ -535,6 +541,22 @@ def count_labels(truths):
     return torch.from_numpy(y)
 
 
+def where_labels(truths):
+    """Per image and count latent (count_labels' order), the mean centre (x, y) of the objects
+    that have the attribute; NaN where there are none."""
+    ns, nc = len(world.SHAPES), len(world.COLOR_NAMES)
+    s = np.zeros((len(truths), ns + nc + 1 + ns * nc, 2), np.float64)
+    n = np.zeros((len(truths), ns + nc + 1 + ns * nc, 1), np.float64)
+    for k, t in enumerate(truths):
+        for o in t["objects"]:
+            sh, c = world.SHAPES.index(o["shape"]), world.COLOR_NAMES.index(o["color"])
+            j = [sh, ns + c, ns + nc, ns + nc + 1 + c * ns + sh]
+            s[k, j] += (o["x"], o["y"])
+            n[k, j] += 1
+    with np.errstate(invalid="ignore"):
+        return torch.from_numpy((s / n).astype(np.float32))
+
+
 def stage_p(m, feats, truths, hp, seed, procs):
     """The Perceiver alone, before stage c. Its latents' queries do not depend on the image, so
     without this they pool the patches of several objects and the cross-attention cannot tell
@@ -545,13 +567,26 @@ def stage_p(m, feats, truths, hp, seed, procs):
       weighted by p_count. A cross-attention output is an average, which loses how many tokens
       matched; a latent that holds the count turns "how many circles" and a caption's "two"
       into a look-up, like "what colour is the star" (tools/train/README.md, "Count latents":
-      run17: captions 84.4% instead of run15's 80.4, counts 89.9 instead of 86.0)."""
+      run17: captions 84.4% instead of run15's 80.4, counts 89.9 instead of 86.0);
+    - with p_where > 0, through a second linear head, where those objects are (their mean
+      centre, where_labels), the loss weighted by p_where: a question's look-up of "the red
+      circle" finds its count latent as well as its patch latents, and the comparison of two
+      objects' positions needs what it finds there to hold the position (tools/train/README.md,
+      "Stage p twice as long": c24)."""
     L, P = m.cfg["perceiver"]["num_latents"], feats.shape[1]
     n_count = M.COUNT_LATENTS if hp["p_count"] > 0 else 0
     assert L == P + n_count, f"stage p needs one latent per patch and per count ({L} latents, {P} patches)"
     counts = count_labels(truths) if n_count else None
-    head = nn.Linear(feats.shape[-1], 5) if n_count else None
-    data_parallel(procs, _stage_p_loop, m, head, feats, counts, hp, seed)
+    where = where_labels(truths) if n_count and hp["p_where"] > 0 else None
+    # p_head_seed > 0: the heads (thrown away) are a draw of their own, so that stage p depends on
+    # its inputs and that seed only (--from FILE --redo-p); 0: torch's global generator, as it
+    # stands after stages a and b (run17's stage p, which FULL still makes)
+    with torch.random.fork_rng(devices=[], enabled=hp["p_head_seed"] > 0):
+        if hp["p_head_seed"] > 0:
+            torch.manual_seed(hp["p_head_seed"])
+        head = nn.Linear(feats.shape[-1], 5) if n_count else None
+        where_head = nn.Linear(feats.shape[-1], 2) if where is not None else None
+    data_parallel(procs, _stage_p_loop, m, head, feats, counts, hp, seed, where_head, where)
     with torch.no_grad():       # the figures reported: 512 training images, the same in any run
         x = feats[-512:].float()
         out = m.perceiver(x)
@@ -564,8 +599,9 @@ def stage_p(m, feats, truths, hp, seed, procs):
         return info
 
 
-def _stage_p_loop(rank, procs, m, head, feats, counts, hp, seed):
+def _stage_p_loop(rank, procs, m, head, feats, counts, hp, seed, where_head, where):
     params = list(m.perceiver.parameters()) + (list(head.parameters()) if head is not None else [])
+    params += list(where_head.parameters()) if where_head is not None else []
     opt = torch.optim.AdamW(params, lr=hp["p_lr"], weight_decay=0.0)
     rng = np.random.default_rng([seed, 250, rank])
     P = feats.shape[1]
@@ -580,10 +616,16 @@ def _stage_p_loop(rank, procs, m, head, feats, counts, hp, seed):
         if head is not None:
             l_cnt = F.cross_entropy(head(out[:, P:]).reshape(-1, 5), counts[idx].reshape(-1))
             loss = l_rec + hp["p_count"] * l_cnt
+        if where_head is not None:
+            w = where[idx]
+            known = ~torch.isnan(w)
+            l_where = F.mse_loss(where_head(out[:, P:])[known], w[known]) * 10
+            loss = loss + hp["p_where"] * l_where
         optimise(opt, loss, params, clip=None)
         if rank == 0 and (step % 100 == 0 or step == hp["p_steps"] - 1):
             log(f"p {step}/{hp['p_steps']} reconstruction {l_rec.item():.4f}" +
-                (f" counts {l_cnt.item():.4f}" if head is not None else "") + f" ({time.time() - t0:.0f}s)")
+                (f" counts {l_cnt.item():.4f}" if head is not None else "") +
+                (f" where {l_where.item():.4f}" if where_head is not None else "") + f" ({time.time() - t0:.0f}s)")
     check_in_step(params)
 
 
@@ -629,7 +671,9 @@ def c_schedule(hp):
        a look-up of "the red circle" finds that pair's count latent first, which holds no
        position, and with strong count latents (stage p at p_count=1.0) the phase then stayed
        at chance for all its steps (c23); without them it leaves chance, slowly (c28 in
-       tools/train/README.md, "Two-shot captions"; off in FULL).
+       tools/train/README.md, "Two-shot captions"; off in FULL). Its last c_yn_mix steps are
+       YN_MIX on all latents (off in FULL: presence did not come back, d2 in "Where the yes /
+       no phase stalls").
     4. tail, c_tail steps of the full mix at a lower rate, which win back what the other kinds
        lost in phase 3; captions are c_tail_cap of its chunks (0.5 in FULL, against QTYPE_C's
        0.26: captions are the kind that more steps still improve; tools/train/README.md,
@@ -648,7 +692,8 @@ def c_schedule(hp):
     return ([CStep(bind_p if i < hp["c_bind"] else QTYPE_C, lr_at(i, hp["c_steps"], hp["c_lr"], 50))
              for i in range(hp["c_steps"])] +
             [CStep(cap, lr_at(i, hp["c_cap"], hp["c_cap_lr"], 50)) for i in range(hp["c_cap"])] +
-            [CStep(yes_no, lr_at(i, hp["c_yn"], hp["c_yn_lr"], 50), patch if i < hp["c_yn_patch"] else None)
+            [CStep(yes_no if i < hp["c_yn"] - hp["c_yn_mix"] else YN_MIX, lr_at(i, hp["c_yn"], hp["c_yn_lr"], 50),
+                   patch if i < hp["c_yn_patch"] else None)
              for i in range(hp["c_yn"])] +
             [CStep(tail, lr_at(i, hp["c_tail"], hp["c_tail_lr"], 50), None, hp["c_tail_chunks"], hp["c_tail_same"])
              for i in range(hp["c_tail"])])
@@ -703,19 +748,20 @@ def _stage_c_loop(rank, procs, m, tok, latents, truths, train, hp, seed):
 # ---------------------------------------------------------------------------------------
 # Export and check
 
-def reuse_stages(m, cfg, tok_json, path):
-    """--from: stages a, b and p as an earlier run left them. The tokenizer and the
-    configuration must be the ones this train.py makes (else stage c would not be the same);
-    the cross-attention blocks keep this run's initial weights. The earlier stages' figures
-    (held-out vision heads, reconstruction) are in that run's log, not recomputed here."""
+def reuse_stages(m, cfg, tok_json, path, redo_p=False):
+    """--from: stages a, b and p (a and b only with redo_p) as an earlier run left them. The
+    tokenizer and the configuration must be the ones this train.py makes (else the later stages
+    would not be the same); the cross-attention blocks (and with redo_p the Perceiver) keep this
+    run's initial weights. The earlier stages' figures (held-out vision heads, reconstruction)
+    are in that run's log, not recomputed here."""
     tensors, meta = stfile.read(path)
     if meta.get("tokenizer") != tok_json or json.loads(meta["config"]) != cfg:
         sys.exit(f"{path}: its tokenizer or configuration is not the one this train.py makes")
     own = m.state_dict()
     for k, v in tensors.items():
-        if ".gated_cross_attn_layer." not in k:
+        if ".gated_cross_attn_layer." not in k and not (redo_p and k.startswith("perceiver.")):
             own[k].copy_(torch.from_numpy(np.asarray(v, dtype=np.float32)))
-    log(f"stages a, b, p from {path}")
+    log(f"stages a, b{'' if redo_p else ', p'} from {path}")
 
 
 def export(m, cfg, tok_json, path):
@@ -755,12 +801,18 @@ def main():
                     help="take the vision encoder, Perceiver, language model and tokenizer from FILE, an "
                          "earlier run's output, and run stage c only (the same file as a full run with "
                          "those stages: stage c depends on them and on the seed only)")
+    ap.add_argument("--redo-p", action="store_true",
+                    help="with --from: take only the vision encoder, LM and tokenizer, and run stages p and c")
     args = ap.parse_args()
+    if args.redo_p and not args.from_:
+        sys.exit("--redo-p needs --from")
     hp = dict(SMOKE if args.smoke else FULL)
     for kv in args.set:
         k, v = kv.split("=")
         hp[k] = ([float(x) for x in v.split(",")] if isinstance(hp[k], list) else
                  type(hp[k])(float(v)) if isinstance(hp[k], int) else float(v))
+    if args.redo_p and hp["p_head_seed"] <= 0:       # else stage p's heads would be another draw
+        sys.exit("--redo-p needs --set p_head_seed=N (N > 0), the same as the run it is to equal")
     out = args.out or (os.path.join(tempfile.mkdtemp(prefix="flamingo-smoke-"), "flamingo-tiny.safetensors")
                        if args.smoke else os.path.join(ROOT, "weights", "flamingo-tiny.safetensors"))
     torch.set_num_threads(1)       # see data_parallel
@@ -794,11 +846,12 @@ def main():
 
     info_a = info_b = info_p = None     # with --from: in the earlier run's log
     if args.from_:
-        reuse_stages(m, cfg, tok_json, args.from_)
+        reuse_stages(m, cfg, tok_json, args.from_, args.redo_p)
         times["from"] = args.from_
     else:
         t = time.time()
-        info_a = stage_a(m, images, truths, hp, SEED, args.procs)
+        na = hp["a_images"]           # stage a: the first a_images only (its held-out split in them)
+        info_a = stage_a(m, images[:na], truths[:na], hp, SEED, args.procs)
         times["a_vision"] = time.time() - t
         t = time.time()
         info_b = stage_b(m, tok, hp, SEED, args.procs)
@@ -809,7 +862,7 @@ def main():
     with threads(args.procs):
         feats = M.vision_features(m, M.normalize(images))   # frozen: computed once
     times["c_features"] = time.time() - t
-    if not args.from_:
+    if not args.from_ or args.redo_p:
         t = time.time()
         info_p = stage_p(m, feats, truths, hp, SEED, args.procs)
         times["p_perceiver"] = time.time() - t

@@ -49,12 +49,29 @@ def run_script(script, what):
     return json.loads(p.stdout.decode().strip().splitlines()[-1])
 
 
-def rerun_diff(a, path, later):
-    """A rerun's file against the first run's tensors a: its tensors, the names outside `later`
-    that are unchanged, and the names in `later` that differ."""
-    b, _ = stfile.read(path)
-    return (b, [k for k in a if k not in later and np.array_equal(a[k], b[k])],
-            [k for k in later if not np.array_equal(a[k], b[k])])
+def check_rerun(tmp, first, args, changed, later, what, logged=(), must_move=None):
+    """train.py --from FIRST ARGS, twice: with FIRST's own settings the file must come out bit
+    for bit; with `changed` (more --set) the tensors named in `later` must differ (one of them
+    starting with must_move, if given) and all others stay. `logged`: what each run must print.
+    0 when both hold, else 1 (with a FAIL line)."""
+    a, _ = stfile.read(first)
+    for extra, want_moved in (([], False), (changed, True)):
+        again = os.path.join(tmp, "again.safetensors")
+        rc, log = train(tmp, "--out", again, "--from", first, *args, *extra)
+        if rc != 0 or not os.path.exists(again) or any(w not in log for w in logged):
+            print(log)
+            print(f"FAIL train.py --from {' '.join(args)}", *extra)
+            return 1
+        b, _ = stfile.read(again)
+        same = [k for k in a if k not in later and np.array_equal(a[k], b[k])]
+        moved = [k for k in later if not np.array_equal(a[k], b[k])]
+        print(f"--from {' '.join(args + extra)}: {len(same)} of {len(a) - len(later)} other tensors unchanged, "
+              f"{len(moved)} of {len(later)} {what} tensors differ")
+        if (sorted(a) != sorted(b) or len(same) != len(a) - len(later) or bool(moved) != want_moved
+                or (want_moved and must_move and not any(k.startswith(must_move) for k in moved))):
+            print(f"FAIL --from {' '.join(args)}", *extra)
+            return 1
+    return 0
 
 
 def check_from(tmp, first):
@@ -63,19 +80,8 @@ def check_from(tmp, first):
     schedule, only the cross-attention blocks' tensors change."""
     a, meta = stfile.read(first)
     xattn = [k for k in a if ".gated_cross_attn_layer." in k]
-    for extra, want_moved in (([], False), (["--set", "c_tail=3"], True)):
-        again = os.path.join(tmp, "again.safetensors")
-        rc, log = train(tmp, "--out", again, "--from", first, *extra)
-        if rc != 0 or not os.path.exists(again):
-            print(log)
-            print("FAIL train.py --from", *extra)
-            return 1
-        b, same, moved = rerun_diff(a, again, xattn)
-        print(f"--from {' '.join(extra)}: {len(same)} of {len(a) - len(xattn)} other tensors unchanged, "
-              f"{len(moved)} of {len(xattn)} cross-attention tensors differ")
-        if sorted(a) != sorted(b) or len(same) != len(a) - len(xattn) or bool(moved) != want_moved:
-            print("FAIL --from", *extra)
-            return 1
+    if check_rerun(tmp, first, [], ["--set", "c_tail=3"], xattn, "cross-attention"):
+        return 1
     meta["tokenizer"] = json.dumps(dict(json.loads(meta["tokenizer"]), added_tokens=[]))
     other = os.path.join(tmp, "other-tokenizer.safetensors")
     stfile.write(other, a, metadata=meta)
@@ -212,21 +218,9 @@ def check_redo_p(tmp, first):
     first = first_seeded
     a, _ = stfile.read(first)
     later = [k for k in a if ".gated_cross_attn_layer." in k or k.startswith("perceiver.")]
-    for extra, want_moved in (([], False), (["--set", "p_steps=6"], True)):
-        again = os.path.join(tmp, "again-p.safetensors")
-        rc, log = train(tmp, "--out", again, "--from", first, "--redo-p", "--set", "p_count=0.3", "--set", "p_where=1.0",
-                        "--set", "p_head_seed=4343", *extra)
-        if rc != 0 or not os.path.exists(again) or "counts " not in log or "where " not in log:
-            print(log)
-            print("FAIL train.py --from --redo-p", *extra)
-            return 1
-        b, same, moved = rerun_diff(a, again, later)
-        print(f"--from --redo-p {' '.join(extra)}: {len(same)} of {len(a) - len(later)} vision / LM tensors "
-              f"unchanged, {len(moved)} of {len(later)} Perceiver and cross-attention tensors differ")
-        if (sorted(a) != sorted(b) or len(same) != len(a) - len(later) or bool(moved) != want_moved
-                or (want_moved and not any(k.startswith("perceiver.") for k in moved))):
-            print("FAIL --from --redo-p", *extra)
-            return 1
+    if check_rerun(tmp, first, ["--redo-p", "--set", "p_count=0.3", "--set", "p_where=1.0", "--set", "p_head_seed=4343"],
+                   ["--set", "p_steps=6"], later, "Perceiver and cross-attention", ("counts ", "where "), "perceiver."):
+        return 1
     for args, why in ((["--redo-p", "--set", "p_head_seed=4343"], "--redo-p needs --from"),
                       (["--redo-p", "--from", first], "--redo-p needs --set p_head_seed")):
         rc, log = train(tmp, "--out", os.path.join(tmp, "refused.safetensors"), *args)

@@ -74,11 +74,11 @@ import text  # noqa: E402
 import world  # noqa: E402
 
 SEED = 1              # the training world; evalset.py uses another seed (EVAL_SEED there)
-FULL = dict(n_images=24000, a_images=24000, a_steps=6000, a_batch=96, a_lr=2e-3,
+FULL = dict(n_images=48000, a_images=24000, a_steps=6000, a_batch=96, a_lr=2e-3,
             b_steps=1500, b_batch=48, b_lr=2e-3, b_same=0.6, b_sep=0, b_probe=200,
-            c_steps=4400, c_bind=600, c_batch=32, c_lr=2e-3, c_gate0=0.5, a_pos=1.0, p_steps=1500, p_lr=3e-3, p_count=0.3, p_where=0.0, p_head_seed=0,
-            a_coord=1.0, c_cap=0, c_cap_lr=2e-3, c_yn=1400, c_yn_lr=2e-3, c_yn_patch=0, c_yn_mix=0, c_tail=1600, c_tail_lr=1e-3,
-            c_tail_cap=0.5, c_tail_chunks=[0.2, 0.2, 0.4, 0.2], c_tail_same=0.8)
+            c_steps=4400, c_bind=600, c_batch=32, c_lr=2e-3, c_gate0=0.5, a_pos=1.0, p_steps=3000, p_lr=3e-3, p_count=1.0, p_where=0.2, p_head_seed=4343,
+            a_coord=1.0, c_cap=0, c_cap_lr=2e-3, c_yn=2400, c_yn_lr=2e-3, c_yn_patch=0, c_yn_mix=0, c_tail=3200, c_tail_lr=1e-3,
+            c_tail_cap=0.4, c_tail_chunks=[0.2, 0.2, 0.4, 0.2], c_tail_same=0.8)
 SMOKE = dict(n_images=192, a_images=160, a_steps=4, a_batch=32, a_lr=1e-3,
              b_steps=4, b_batch=8, b_lr=1e-3, b_same=0.6, b_sep=1, b_probe=5,
              c_steps=4, c_bind=2, c_batch=8, c_lr=1e-3, c_gate0=0.5, a_pos=1.0, p_steps=4, p_lr=3e-3, p_count=0.0, p_where=0.0, p_head_seed=0,

@@ -579,8 +579,8 @@ def stage_p(m, feats, truths, hp, seed, procs):
     counts = count_labels(truths) if n_count else None
     where = where_labels(truths) if n_count and hp["p_where"] > 0 else None
     # p_head_seed > 0: the heads (thrown away) are a draw of their own, so that stage p depends on
-    # its inputs and that seed only (--from FILE --redo-p); 0: torch's global generator, as it
-    # stands after stages a and b (run17's stage p, which FULL still makes)
+    # its inputs and that seed only (--from FILE --redo-p; FULL: 4343, c26's stage p); 0: torch's
+    # global generator, as it stands after stages a and b (run17's stage p)
     with torch.random.fork_rng(devices=[], enabled=hp["p_head_seed"] > 0):
         if hp["p_head_seed"] > 0:
             torch.manual_seed(hp["p_head_seed"])
@@ -675,9 +675,11 @@ def c_schedule(hp):
        YN_MIX on all latents (off in FULL: presence did not come back, d2 in "Where the yes /
        no phase stalls").
     4. tail, c_tail steps of the full mix at a lower rate, which win back what the other kinds
-       lost in phase 3; captions are c_tail_cap of its chunks (0.5 in FULL, against QTYPE_C's
+       lost in phase 3; captions are c_tail_cap of its chunks (0.4 in FULL, against QTYPE_C's
        0.26: captions are the kind that more steps still improve; tools/train/README.md,
-       "Captions are under-trained"). Its sequences are shaped more like few-shot prompts
+       "Captions are under-trained"; after FULL's 2,400-step phase 3 a longer tail with fewer
+       captions than run19's 0.5 wins back counts and presence, "Where the yes / no phase
+       stalls"). Its sequences are shaped more like few-shot prompts
        (c_tail_chunks: more of 3 chunks; c_tail_same: most of one question type throughout),
        which took two-shot captions up to zero-shot ones ("Two-shot captions").
        (tools/train/README.md, "Stage c's phases".)

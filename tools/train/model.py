@@ -170,7 +170,8 @@ def gated_xattn(blk, x, media, chunks):
     # Contiguous operands for the two products below: PyTorch's CPU bmm (Debian's build has no
     # MKL) multiplies them matrix by matrix either way, but on strided ones it ran about twice
     # as slow, and the backward of .chunk(2) (a strided cat) took 5 ms a layer. The same
-    # numbers bit for bit (12 steps of stage c compared; stage c 5-8% faster, 2026-12-01).
+    # numbers bit for bit (12 steps compared, and a whole run: g1 in tools/train/README.md).
+    # 8% faster a step in one process; in a full run of 2 processes within the noise.
     kv = a.to_kv(media.reshape(B * M, L, -1)).view(B * M, L, 2, h, -1)
     k, v = kv.permute(2, 0, 3, 1, 4).contiguous().unbind(0)                  # [B*M, h, L, dh] each
     sim = q @ k.transpose(-1, -2)                                            # [B*M, h, Tc, L]
